@@ -1,0 +1,219 @@
+"""gmc_nb.lmm: tiny offline LLaVA / Idefics3 through the real loading code, prompts, answer tokens,
+scores, batching, the CLI, and Q-Bench's published logits."""
+import argparse, os, subprocess, sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gmc_nb import lmm as L
+
+ROOT = Path(__file__).resolve().parents[1]
+ENDINGS = {'llava': '<|im_end|>\n<|im_start|>assistant\n', 'idefics3': '<end_of_utterance>\nAssistant:'}
+TEMPLATES = ['qbench', 'qalign', 'qdebias_quality', 'qdebias_similarity']
+
+
+@pytest.fixture(scope='module')
+def tiny_paths(tmp_path_factory):
+    d = tmp_path_factory.mktemp('tiny_vlms')
+    return {a: L.tiny_vlm(a, d / a, seed=1) for a in L.TINY_ARCHS}
+
+
+@pytest.fixture(scope='module')
+def lmms(tiny_paths):
+    return {a: L.load_model(p) for a, p in tiny_paths.items()}
+
+
+def _images(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (int(h), int(w), 3), dtype=np.uint8) for h, w in rng.integers(20, 90, (n, 2))]
+
+
+# ---------------------------------------------------------------- scores (no model)
+def test_two_way_softmax_is_qbench_helper():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(15, 3, 100), rng.normal(15, 3, 100)
+    for T in (1., 100.):
+        ref = np.exp(a / T) / (np.exp(a / T) + np.exp(b / T))
+        np.testing.assert_allclose(L.two_way_softmax(a, b, T), ref, rtol=0, atol=1e-12)
+    assert L.two_way_softmax(547., 542.5) == pytest.approx(1 / (1 + np.exp(-4.5)))  # no overflow
+    with pytest.raises(ValueError, match='temperature'): L.two_way_softmax(1., 0., -1)
+    with pytest.raises(ValueError, match='non-finite'): L.two_way_softmax([1., np.inf], [0., 0.])
+
+
+def test_expected_score_qalign():
+    z = np.random.default_rng(2).normal(0, 2, (30, 5))
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    np.testing.assert_allclose(L.expected_score(z, L.get_prompt('qalign').weights), p @ [1, .75, .5, .25, 0], atol=1e-12)
+    np.testing.assert_allclose(L.expected_score(z, [5, 4, 3, 2, 1]), p @ [5, 4, 3, 2, 1], atol=1e-12)
+    with pytest.raises(ValueError, match='weights'): L.expected_score(z, [1, 0])
+
+
+# ---------------------------------------------------------------- prompts
+def test_registry_wording():
+    P = L.PROMPTS
+    assert P['qbench'].text == 'Rate the quality of the image.' and P['qbench'].answers == ('good', 'poor')
+    assert P['qalign'].answers == ('excellent', 'good', 'fair', 'poor', 'bad')
+    assert P['qalign'].weights == (1., .75, .5, .25, 0.)
+    assert P['qdebias_quality'].text == (' The visual quality of the first image is poor. '
+                                         'How about the visual quality of the second image. Good or poor?')
+    assert P['qdebias_quality'].answers == ('Good', 'Poor') and P['qdebias_quality'].n_images == 2
+    assert P['qdebias_similarity'].text == ' Do these two images describe the same object? Yes or no'
+    assert P['qdebias_similarity'].answers == ('Yes', 'No')
+
+
+def test_custom_template_and_errors():
+    p = L.register_prompt(L.PromptTemplate('test_sharp', 'Is the image sharp?', answers=('Yes', 'No')), overwrite=True)
+    assert L.get_prompt('test_sharp') is p
+    with pytest.raises(ValueError, match='already registered'): L.register_prompt(p)
+    with pytest.raises(ValueError, match='weights'): L.PromptTemplate('x', 'q', answers=('a', 'b', 'c'))
+    with pytest.raises(ValueError, match='unknown prompt'): L.get_prompt('nope')
+
+
+@pytest.mark.parametrize('arch', L.TINY_ARCHS)
+def test_rendered_prompts(lmms, arch):
+    proc = lmms[arch].processor
+    for name in TEMPLATES:
+        p = L.get_prompt(name)
+        s = L.render_prompt(proc, name)
+        assert s.endswith(p.text + ENDINGS[arch]), (name, s)  # generation prompt open, no assistant prefix
+        assert s.count('<image>') == p.n_images
+        assert s.index('<image>') < s.index(p.text)            # images first, in order
+    assert not L.render_prompt(proc, 'qbench').endswith('The quality of the image is')
+
+
+# ---------------------------------------------------------------- answer tokens
+@pytest.mark.parametrize('arch', L.TINY_ARCHS)
+def test_answer_token_lookup(lmms, arch):
+    tok = lmms[arch].tokenizer
+    for name in TEMPLATES:
+        words = L.get_prompt(name).answers
+        ids = L.answer_token_ids(tok, words)
+        assert tok.convert_ids_to_tokens(ids) == list(words)
+    assert tok.convert_ids_to_tokens(L.answer_token_ids(lmms[arch].processor, [' poor'])) == ['Ġpoor']
+    with pytest.raises(ValueError) as e: L.answer_token_ids(tok, ['good', ' good', 'superb'])
+    msg = str(e.value)
+    assert "' good' -> ['Ġ', 'good'] (2 tokens)" in msg and "single-token variants: 'good'" in msg
+    assert "'superb'" in msg and 'none' in msg and "'good' ->" not in msg
+
+
+# ---------------------------------------------------------------- loading
+def test_load_errors(tmp_path, tiny_paths, monkeypatch):
+    with pytest.raises(FileNotFoundError, match='does not exist'): L.load_model(tmp_path / 'missing')
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(FileNotFoundError, match='no config.json'): L.load_model(tmp_path / 'empty')
+    f = tmp_path / 'file.bin'; f.write_bytes(b'x')
+    with pytest.raises(ValueError, match='is a file'): L.load_model(f)
+    from transformers import LlamaConfig
+    LlamaConfig(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2).save_pretrained(tmp_path / 'txt')
+    with pytest.raises(ValueError, match="model_type 'llama'.*not an image-text-to-text"): L.load_model(tmp_path / 'txt')
+    with pytest.raises(ValueError, match='dtype'): L.load_model(tiny_paths['llava'], dtype='float99')
+    with pytest.raises(ValueError, match='device'): L.load_model(tiny_paths['llava'], device='tpu')
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')  # a hub id is only looked up in the cache: no download
+    with pytest.raises(FileNotFoundError, match='HF_HUB_OFFLINE'): L.load_model('gmc-nb-test/no-such-model-xyz')
+
+
+def test_load_roundtrip(lmms, tiny_paths):
+    for a, m in lmms.items():
+        assert type(m.model).__name__.lower().startswith(a)
+        assert m.tokenizer.padding_side == 'left' and m.tokenizer.pad_token == '<pad>'
+        assert str(m.device) == 'cpu'
+    import torch
+    m = L.load_model(tiny_paths['llava'], dtype='bfloat16', attn_implementation='eager')
+    assert m.dtype == torch.bfloat16
+
+
+# ---------------------------------------------------------------- scoring and batching
+@pytest.mark.parametrize('arch', L.TINY_ARCHS)
+def test_batch_equals_one_by_one(lmms, arch):
+    ims = _images(11, seed=3)
+    reqs = ([('qbench', [im]) for im in ims[:5]] + [('qalign', im) for im in ims[5:8]]
+            + [('qdebias_quality', ims[8:10]), ('qdebias_similarity', [ims[9], ims[10]])])
+    one = L.score_requests(lmms[arch], reqs, batch_size=1)
+    for bs in (3, 16):
+        got = L.score_requests(lmms[arch], reqs, batch_size=bs)
+        np.testing.assert_allclose(got.score, one.score, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(got.filter(like='logit_').to_numpy(), one.filter(like='logit_').to_numpy(),
+                                   atol=1e-3, rtol=0, equal_nan=True)
+    assert one.score.between(0, 1).all() and len(one) == len(reqs)
+    assert list(one.prompt) == [p for p, _ in reqs]
+    # logits are present exactly for each prompt's own answers, and the score is their formula
+    q = one[one.prompt == 'qbench']
+    assert q[['logit_good', 'logit_poor']].notna().all().all() and q.logit_excellent.isna().all()
+    np.testing.assert_allclose(q.score, L.two_way_softmax(q.logit_good, q.logit_poor), atol=1e-6)
+    s = one[one.prompt == 'qdebias_similarity']
+    np.testing.assert_allclose(s.score, L.two_way_softmax(s.logit_Yes, s.logit_No), atol=1e-6)
+    t100 = L.score_requests(lmms[arch], reqs[:5], batch_size=5, temperature=100)
+    np.testing.assert_allclose(t100.score, L.two_way_softmax(q.logit_good, q.logit_poor, 100), atol=1e-6)
+
+
+def test_score_images_inputs(lmms, tmp_path):
+    from PIL import Image
+    ims = _images(3, seed=4)
+    paths = []
+    for i, im in enumerate(ims):
+        paths.append(tmp_path / f'{i}.png'); Image.fromarray(im).save(paths[-1])
+    a = L.score_images(lmms['llava'], paths, 'qalign', batch_size=2)
+    b = L.score_images(lmms['llava'], [Image.fromarray(i) for i in ims], 'qalign', batch_size=3)
+    np.testing.assert_allclose(a.score, b.score, atol=1e-6)
+    assert a.attrs['temperature'] == 1.0 and a.images[0] == str(paths[0])
+    with pytest.raises(ValueError, match='takes 2 images'): L.score_images(lmms['llava'], paths, 'qdebias_quality')
+    with pytest.raises(ValueError, match='file not found'): L.score_images(lmms['llava'], [tmp_path / 'x.png'])
+    with pytest.raises(ValueError, match='batch_size'): L.score_images(lmms['llava'], paths, batch_size=0)
+    with pytest.raises(ValueError, match='HxWx3 uint8'): L.score_images(lmms['llava'], [np.zeros((4, 4))])
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_score(tiny_paths, tmp_path):
+    from PIL import Image
+    d = tmp_path / 'imgs'; d.mkdir()
+    for i, im in enumerate(_images(3, seed=5)): Image.fromarray(im).save(d / f'im{i}.jpg')
+    (d / 'notes.txt').write_text('not an image')
+    lst = tmp_path / 'list.txt'; lst.write_text('imgs/im2.jpg\nimgs/im0.jpg\n')
+    ap = argparse.ArgumentParser(); L.register_cli(ap.add_subparsers(dest='cmd'))
+    for src, n in ((d, 3), (lst, 2)):
+        out = tmp_path / f'out_{n}.csv'
+        args = ap.parse_args(['score', '--model', str(tiny_paths['idefics3']), '--images', str(src),
+                              '--prompt', 'qbench', '--out', str(out), '--batch-size', '2'])
+        args.func(args)
+        df = pd.read_csv(out)
+        assert len(df) == n and {'prompt', 'images', 'score', 'logit_good', 'logit_poor'} <= set(df.columns)
+        assert df.score.between(0, 1).all()
+    assert pd.read_csv(tmp_path / 'out_2.csv').images[0].endswith('im2.jpg')
+    (tmp_path / 'empty_dir').mkdir()
+    with pytest.raises(ValueError, match='no image files'): L.list_images(tmp_path / 'empty_dir')
+    with pytest.raises(ValueError, match='neither a folder'): L.list_images(tmp_path / 'nothing_here')
+
+
+# ---------------------------------------------------------------- Q-Bench's published logits
+def test_qbench_summary_reproduced(shared_data):
+    ref = pd.read_csv(shared_data / 'lmm_logits' / 'summary_srcc_plcc.csv')
+    rows = []
+    for ds in L.QBENCH_DATASETS:
+        r = L.qbench_correlations(L.read_qbench_logits(ds, shared_data))
+        rows.append(r.assign(dataset=ds))
+    ours = pd.concat(rows).merge(ref, on=['dataset', 'model'], suffixes=('', '_ref'), validate='one_to_one')
+    assert len(ours) == len(ref) == 90
+    assert (ours.n == ours.n_ref).all()
+    # the reference is rounded to 4 decimals; SRCC also differs by rank ties (up to 3e-4 seen)
+    for c, tol in (('SRCC_softmax', 5e-4), ('PLCC_T1', 1e-4), ('PLCC_T100', 1e-4)):
+        err = (ours[c] - ours[c + '_ref']).abs().reset_index(drop=True)
+        assert err.max() <= tol, ours.reset_index(drop=True).loc[err.idxmax(), ['dataset', 'model', c, c + '_ref']].to_dict()
+
+
+def test_read_qbench_logits_errors(tmp_path):
+    with pytest.raises(ValueError, match='dataset'): L.read_qbench_logits('imagenet', tmp_path)
+    with pytest.raises(FileNotFoundError): L.read_qbench_logits('livec', tmp_path)
+    f = tmp_path / 'x.csv'; pd.DataFrame({'img_path': ['a'], 'gt_score': [1.]}).to_csv(f, index=False)
+    with pytest.raises(ValueError, match='logit'): L.read_qbench_logits(f)
+
+
+# ---------------------------------------------------------------- benchmark script
+def test_bench_real_config_constructs():
+    "The real-size option of the benchmark builds its config (meta device only, nothing allocated)."
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
+    r = subprocess.run([sys.executable, str(ROOT / 'bench' / 'bench_lmm.py'), '--config', 'real', '--dry-run'],
+                       capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'B parameters' in r.stdout and '746 tokens' in r.stdout
