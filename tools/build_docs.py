@@ -8,7 +8,7 @@ import html as _h, json, re, shutil, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NBS, OUT = ROOT / 'nbs', ROOT / '_docs'
+NBS, OUT, PROC = ROOT / 'nbs', ROOT / '_docs', ROOT / '_proc'
 
 
 def notebook_title(nb: Path) -> str:
@@ -27,14 +27,33 @@ def pages():
                   if not any(part.startswith(('.', '_')) for part in p.relative_to(NBS).parts))
 
 
+def preprocess(src=NBS, dest=PROC) -> Path:
+    """Copy nbs/ to _proc/ turning nbdev's `#| hide` into Quarto's `#| include: false`.
+
+    nbdev_docs does this step itself before Quarto runs; smalldocs reads Quarto's options only."""
+    if dest.exists(): shutil.rmtree(dest)
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns('_docs', '.ipynb_checkpoints'))
+    for nb in dest.rglob('*.ipynb'):
+        d = json.loads(nb.read_text(encoding='utf-8'))
+        for c in d['cells']:
+            if c['cell_type'] != 'code': continue
+            src_ = ''.join(c['source']) if isinstance(c['source'], list) else c['source']
+            lines = src_.splitlines()
+            if any(l.strip() == '#| hide' for l in lines):
+                c['source'] = '\n'.join('#| include: false' if l.strip() == '#| hide' else l for l in lines)
+        nb.write_text(json.dumps(d), encoding='utf-8')
+    return dest
+
+
 def build(quiet=True) -> Path:
+    proc = preprocess()
     exe = Path(sys.executable).with_name('smalldocs')
-    cmd = [str(exe) if exe.exists() else 'smalldocs', 'render', str(NBS)] + (['--quiet'] if quiet else [])
+    cmd = [str(exe) if exe.exists() else 'smalldocs', 'render', str(proc)] + (['--quiet'] if quiet else [])
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f'smalldocs failed ({r.returncode}):\n{r.stdout}\n{r.stderr}')
     if OUT.exists(): shutil.rmtree(OUT)
-    shutil.move(str(NBS / '_docs'), str(OUT))
+    shutil.move(str(proc / '_docs'), str(OUT))
     return OUT
 
 
