@@ -8,11 +8,10 @@ cfg = ConfigParser(delimiters=['='])
 cfg.read(Path(__file__).parent / 'settings.ini', encoding='utf-8')
 cfg = cfg['DEFAULT']
 
-licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache Software License')}
+licenses = {'apache2': 'Apache-2.0'}   # SPDX expression
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable',
             '6 - Mature', '7 - Inactive']
 py_versions = '3.10 3.11 3.12 3.13'.split()
-lic = licenses[cfg['license']]
 min_python = cfg['min_python']
 
 setuptools.setup(
@@ -24,12 +23,11 @@ setuptools.setup(
     author=cfg['author'],
     author_email=cfg['author_email'],
     url=cfg['git_url'],
-    license=lic[0],
+    license=licenses[cfg['license']],
     keywords=cfg['keywords'].split(),
     classifiers=['Development Status :: ' + statuses[int(cfg['status'])],
                  'Intended Audience :: ' + cfg['audience'].title(),
-                 'Natural Language :: ' + cfg['language'].title(),
-                 'License :: ' + lic[1]]
+                 'Natural Language :: ' + cfg['language'].title()]
                 + ['Programming Language :: Python :: ' + v
                    for v in py_versions[py_versions.index(min_python):]],
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),

@@ -141,8 +141,9 @@ def cmd_example(a):
     for name, title, mos, preds, std in jobs:
         t = time.perf_counter()
         surf = correlation_surface(mos, preds, n_grid=a.grid_res, std=std, progress=True)
+        t1 = time.perf_counter()
         summ = write_surface_outputs(surf, out/name, title)
-        print(f"\n{title}: {a.grid_res}x{a.grid_res} surface in {time.perf_counter() - t:.1f} s -> {out/name}")
+        print(f"\n{title}: {a.grid_res}x{a.grid_res} surface in {t1 - t:.1f} s, figures and tables in {time.perf_counter() - t1:.1f} s -> {out/name}")
         print(summ.pivot(index='model', columns='method', values=['GMC', 'global']).round(4).to_string())
 
 def add_example(sub):
@@ -168,9 +169,9 @@ def build_parser()->argparse.ArgumentParser:
         if hasattr(m, 'register_cli'): m.register_cli(sub)
     return p
 
-def main(argv=None):
+def main(argv=None)->None:
     "Run `gmc`; bad input exits with status 2 and a one-line message instead of a traceback"
     a = build_parser().parse_args(argv)
-    try: return a.func(a)
+    try: a.func(a)     # handlers may return values for notebook use; the console script ignores them
     except (ValueError, FileNotFoundError) as e:
         print(f"gmc {a.command}: error: {e}", file=sys.stderr); sys.exit(2)

@@ -143,10 +143,14 @@ def _row_starts(n):
     return i * (n - 1) - i * (i - 1) // 2     # flat index of pair (i, i+1) in row-major i<j order
 
 def _pair_block(starts, n, k0, k1, torch, device):
-    "Indices (i, j) of the flat pairs k0..k1-1 of the upper triangle"
+    "Indices (i, j) of the flat pairs k0..k1-1 of the upper triangle (row-major, i < j)"
+    i0, i1 = (int(v) for v in torch.searchsorted(starts, torch.tensor([k0, k1 - 1], device=device), right=True) - 1)
+    rows = torch.arange(i0, i1 + 1, device=device)
+    first = starts[i0:i1 + 1]
+    counts = torch.minimum(first + (n - 1 - rows), torch.tensor(k1, device=device)) - torch.clamp(first, min=k0)
     k = torch.arange(k0, k1, dtype=torch.int64, device=device)
-    i = torch.searchsorted(starts, k, right=True) - 1
-    return i, k - starts[i] + i + 1
+    i = torch.repeat_interleave(rows, counts)
+    return i, k - torch.repeat_interleave(first - rows - 1, counts)
 
 class _Kernel:
     "Shared set-up of the fast paths: scaled coordinates, per-image terms, pair-quantity rows"
@@ -289,7 +293,7 @@ def gmc_points(mos,                  # MOS per image (or a `GMCInputs`, then the
         frames.append(f)
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
-# %% ../nbs/04_correlation.ipynb #c033
+# %% ../nbs/04_correlation.ipynb #c034
 def gmc_grid(mos,                    # MOS per image (or a `GMCInputs`)
              pred=None,              # predictions, as in `gmc_points`
              Qs=None, Ds=None,       # grid axes: MOS levels (nQ,) and |ΔMOS| levels (nD,)
