@@ -173,14 +173,14 @@ class _Kernel:
         self.npairs = self.n * (self.n - 1) // 2
 
     def rows(self, i, j, kendall='a'):
-        "Pair quantities (C, R): shared rows (a², ra², 1[, sa²]) then per model (ab, b², ra·rb, rb², sa·sb[, sb²])"
+        "Pair quantities (R, C): shared rows (a², ra², 1[, sa²]) then per model (ab, b², ra·rb, rb², sa·sb[, sb²])"
         torch = self.torch
         a, ra = self.y[i] - self.y[j], self.ry[i] - self.ry[j]
         b, rb = self.p[i] - self.p[j], self.rp[i] - self.rp[j]          # (C, m)
         sa, sb = torch.sign(a), torch.sign(b)
         shared = [a * a, ra * ra, torch.ones_like(a)] + ([sa * sa] if kendall == 'b' else [])
         per = [a[:, None] * b, b * b, ra[:, None] * rb, rb * rb, sa[:, None] * sb] + ([sb * sb] if kendall == 'b' else [])
-        return torch.cat([torch.stack(shared, 1), torch.stack(per, 2).reshape(len(a), -1)], 1)
+        return torch.cat([torch.stack(shared, 0), torch.stack(per, 0).permute(2, 0, 1).reshape(-1, len(a))], 0)
 
     def log_features(self, i, j):
         "Per-pair coefficients (6, C) of log w in the basis (1, Q, Q², D, D², shift), scaled coordinates"
@@ -272,14 +272,14 @@ def gmc_points(mos,                  # MOS per image (or a `GMCInputs`, then the
     ZT = torch.stack([torch.ones_like(Qs), Qs, Qs * Qs, Ds, Ds * Ds, -shift], 1)   # (P, 6)
     P, R = len(Q), _nrows(kern.m, kendall)
     block = block or (16384 if device == 'cpu' else max(4096, 2 ** 25 // max(P, 1)))
-    pc = 32 if device == 'cpu' else P
+    pc = -(-P // -(-P // 32)) if device == 'cpu' else P            # point batches of at most 32, equal sizes
     def fn(i, j):
-        XT, Mr = kern.log_features(i, j), kern.rows(i, j, kendall)           # (6, C), (C, R)
-        out = torch.empty(P, R, dtype=torch.float64, device=device)
+        XT, MT = kern.log_features(i, j), kern.rows(i, j, kendall)           # (6, C), (R, C)
+        out = torch.empty(R, P, dtype=torch.float64, device=device)
         for q0 in range(0, P, pc):
             W = ZT[q0:q0 + pc] @ XT; W.exp_()                                 # (pc, C) pair weights
-            out[q0:q0 + pc] = W @ Mr
-        return out
+            out[:, q0:q0 + pc] = MT @ W.T                                     # pair sums
+        return out.T
     S = _run_blocks(kern, block, fn, P * R, _workers(workers, device), progress, 'GMC pairs').reshape(P, R)
     res = _finish(S, kern.m, methods, kendall)
     with np.errstate(divide='ignore'):
@@ -317,8 +317,8 @@ def gmc_grid(mos,                    # MOS per image (or a `GMCInputs`)
         F = U[i] * U[j]                                                   # (C, nQ)
         A = (kern.u[i] - kern.u[j]).abs(); V = kern.s2[i] + kern.s2[j]
         E = torch.exp(-(Dt[None, :] - A[:, None]) ** 2 / (2 * V[:, None]))  # (C, nD)
-        Mr = kern.rows(i, j, kendall)                                     # (C, R)
-        EM = (Mr[:, :, None] * E[:, None, :]).reshape(len(A), R * nD)     # (C, R·nD)
+        MT = kern.rows(i, j, kendall)                                     # (R, C)
+        EM = (MT.T[:, :, None] * E[:, None, :]).reshape(len(A), R * nD)   # (C, R·nD)
         return EM.T @ F                                                   # (R·nD, nQ)
     S = _run_blocks(kern, block, fn, R * nD * nQ, _workers(workers, device), progress, 'GMC grid')
     S = np.moveaxis(S.reshape(R, nD, nQ), 0, -1)                          # (nD, nQ, R)
