@@ -30,21 +30,8 @@ def _bench_lmm():
 
 
 def build(args):
-    import torch
-    from gmc_nb.lmm import LMM, tiny_vlm_parts, _torch_dtype, _resolve_device
-    device = _resolve_device(args.device)
-    dtype = _torch_dtype(args.dtype, device)
-    if args.config == 'tiny':
-        model, proc = tiny_vlm_parts(args.arch, seed=0)
-        name = f'tiny-{args.arch}'
-    else:
-        from transformers import LlavaForConditionalGeneration
-        bl = _bench_lmm()
-        torch.manual_seed(0)
-        with torch.device(device):
-            model = LlavaForConditionalGeneration._from_config(bl.real_config(), dtype=dtype)
-        proc, name = bl.real_processor(), 'real-2B-llava'
-    return LMM(model.to(device=device, dtype=dtype).eval(), proc, name=name)
+    "The same model as bench_lmm.py builds (tiny from configs, or the random 2B-class LLaVA)"
+    return _bench_lmm().build(args)
 
 
 def photos(n, size):

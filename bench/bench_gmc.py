@@ -106,7 +106,7 @@ def main():
     df = pd.DataFrame(rows)
     print()
     print(df.to_markdown(index=False, floatfmt='.2f'))
-    print(f"\ncores: {len(os.sched_getaffinity(0))}, load average before the run: {os.getloadavg()}")
+    print(f"\ncores: {len(os.sched_getaffinity(0))}, load average (1, 5, 15 min) at the end: {os.getloadavg()}")
 
 
 if __name__ == '__main__':
