@@ -23,7 +23,7 @@ def estimate_std(mos,          # MOS per image
     return np.sqrt(mu * (1 - mu) / (phi + 1)) * (hi - lo)
 
 # %% ../nbs/01_std.ipynb #c012
-STD_FLOOR = 1e-3   # default floor, as a fraction of the MOS range
+STD_FLOOR = 1e-6   # default floor, as a fraction of the MOS range
 
 def floor_std(std,                 # per-image MOS std (may contain zeros)
               mos,                 # MOS per image (for its range)
