@@ -61,10 +61,7 @@ def timed_pipeline(lmm, ims, ids, bs, images_per_batch):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--config', choices=['tiny', 'real'], default='tiny')
-    ap.add_argument('--arch', choices=['llava', 'idefics3'], default='llava', help='tiny architecture')
-    ap.add_argument('--device', default='cpu', help='cpu, cuda or auto')
-    ap.add_argument('--dtype', default='auto', help='auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16')
+    _bench_lmm().add_model_args(ap)
     ap.add_argument('--n-images', type=int, default=12)
     ap.add_argument('--size', type=int, default=0, help='longer side of the photographs (px); default 64 tiny, 512 real')
     ap.add_argument('--batch-sizes', default='8,32', help='requests per forward pass for the pipeline (comma list)')

@@ -102,12 +102,17 @@ def find_max(lmm, img, start=8, limit=4096):
     return best
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_model_args(ap):
+    "The options that choose the model (shared with bench_debias.py)"
     ap.add_argument('--config', choices=['tiny', 'real'], default='tiny')
     ap.add_argument('--arch', choices=['llava', 'idefics3'], default='llava', help='tiny architecture')
     ap.add_argument('--device', default='cpu', help='cpu, cuda or auto')
     ap.add_argument('--dtype', default='auto', help='auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16')
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(ap)
     ap.add_argument('--n-images', type=int, default=32)
     ap.add_argument('--image-size', type=int, default=48, help='height of the random input images (px)')
     ap.add_argument('--batch-sizes', default='1,4,8,16', help='comma list; 1 is the one-by-one baseline')
