@@ -165,7 +165,6 @@ class _Kernel:
         with np.errstate(divide='ignore'):
             self.c = t(np.stack([np.log(inp.rho) - ((inp.mos - lo) / rng) ** 2 / (2 * s * s),
                                  ((inp.mos - lo) / rng) / (s * s), -1 / (2 * s * s)], 1))   # log ρG_s = c0 + c1 Q + c2 Q²
-        self.logrho = t(np.log(np.maximum(inp.rho, 1e-300)) - np.where(inp.rho > 0, 0, np.inf))
         self.y, self.ry = t(inp.mos), t(score_ranks(inp.mos, inp.ranks))
         self.p = t(inp.preds)
         self.rp = t(np.stack([score_ranks(inp.preds[:, k], inp.ranks) for k in range(self.m)], 1))
