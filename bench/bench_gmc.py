@@ -9,6 +9,10 @@ the scaled figure is marked 'extrapolated'.
     python bench/bench_gmc.py                 # LIVEC, KADID, dense surfaces (CPU)
     python bench/bench_gmc.py --pipal         # + PIPAL (n = 23,200)
     python bench/bench_gmc.py --device cuda   # the fast kernels on a GPU
+    python bench/bench_gmc.py --pipal --torch-too  # + the torch CPU kernel on PIPAL (slow)
+
+On the CPU, scattered points are timed with the compiled C kernel ('c') and the torch kernel ('torch');
+dense surfaces use the separable grid path (torch matrix products).
 """
 import argparse, json, os, resource, statistics, subprocess, sys, time
 from pathlib import Path
@@ -45,7 +49,7 @@ def run_one(a):
     kind, case = a.child.split(':')
     inp, pts = load(root, case)
     if kind == 'fast':
-        f = lambda: gmc_points(inp, Q=pts.Q, D=pts.Qd, device=a.device)
+        f = lambda: gmc_points(inp, Q=pts.Q, D=pts.Qd, device=a.device, kernel=a.kernel)
     elif kind == 'surface':
         f = lambda: correlation_surface(inp, n_grid=101, device=a.device)
     elif kind == 'surface7':
@@ -80,6 +84,8 @@ def main():
     p.add_argument('--pipal', action='store_true', help='include PIPAL (n = 23,200; minutes on 2 cores)')
     p.add_argument('--device', default='cpu')
     p.add_argument('--repeat', type=int, default=3)
+    p.add_argument('--kernel', default='auto', help="gmc_points kernel for the child runs: auto, c or torch")
+    p.add_argument('--torch-too', action='store_true', help='also time the torch kernel on PIPAL (the C kernel is the CPU default)')
     p.add_argument('--child'); p.add_argument('--loop-points', type=int, default=3)
     a = p.parse_args()
     if a.child: return run_one(a)
@@ -87,20 +93,22 @@ def main():
     rows = []
     cases = ['livec', 'kadid'] + (['pipal'] if a.pipal else [])
     for case in cases:
-        fast = child(['--child', f'fast:{case}'] + common)
+        kernels = ['auto'] if a.device != 'cpu' else (['c', 'torch'] if case != 'pipal' or a.torch_too else ['c'])
         loop_pts = 100 if case == 'livec' else (3 if case == 'kadid' else 1)
         loop = child(['--child', f'loop:{case}', '--loop-points', str(loop_pts)])
         loop_full = loop['times'][0] * 100 / loop_pts
-        med = statistics.median(fast['times'])
-        rows.append(dict(case=f'{case} n={fast["n"]}: 100 points x 3 methods', device=a.device,
-                         fast_s=med, fast_runs=len(fast['times']),
-                         loop_s=loop_full, loop_note='measured' if loop_pts == 100 else f'extrapolated from {loop_pts} point(s)',
-                         speedup=loop_full / med, peak_rss_mb=fast['maxrss_mb']))
-        print(rows[-1], flush=True)
+        for kernel in kernels:
+            fast = child(['--child', f'fast:{case}', '--kernel', kernel] + common)
+            med = statistics.median(fast['times'])
+            rows.append(dict(case=f'{case} n={fast["n"]}: 100 points x 3 methods', device=a.device, kernel=kernel,
+                             fast_s=med, fast_runs=len(fast['times']),
+                             loop_s=loop_full, loop_note='measured' if loop_pts == 100 else f'extrapolated from {loop_pts} point(s)',
+                             speedup=loop_full / med, peak_rss_mb=fast['maxrss_mb']))
+            print(rows[-1], flush=True)
     for kind, label in [('surface', 'livec dense 101x101 surface, 1 model x 3 methods'),
                         ('surface7', 'livec dense 101x101 surface, 7 models x 3 methods')]:
         r = child(['--child', f'{kind}:livec'] + common)
-        rows.append(dict(case=label, device=a.device, fast_s=statistics.median(r['times']), fast_runs=len(r['times']),
+        rows.append(dict(case=label, device=a.device, kernel='grid', fast_s=statistics.median(r['times']), fast_runs=len(r['times']),
                          loop_s=np.nan, loop_note='', speedup=np.nan, peak_rss_mb=r['maxrss_mb']))
         print(rows[-1], flush=True)
     df = pd.DataFrame(rows)

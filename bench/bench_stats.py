@@ -3,10 +3,12 @@
 1. 1000 bootstrap replicates of global PLCC/SRCC/KRCC for 7 models (target <= 5 s on the 2-core CPU),
    against the plain way: resample indices, call scipy per replicate, model and method (timed on fewer
    replicates and scaled to 1000).
-2. Bootstrap band of the 101-point marginal curve along MOS (grid 101 Q x ND |dMOS| levels), multiplicity-weighted
-   regulator reusing the core (target <= 60 s), against the plain way: copy the resampled data and rebuild the inputs.
+2. Bootstrap bands of the 101-point marginal curves (along MOS and along |dMOS|) from B replicates of the dense
+   101 x 101 SRCC surface, multiplicity-weighted regulator reusing the core (target <= 60 s), replicates in single
+   precision (the default) and in double, against the plain way: copy the resampled data and rebuild the inputs
+   per replicate (timed on 2 replicates and scaled).
 
-Usage: .venv/bin/python bench/bench_stats.py [--repeats 3] [--surface-B 20] [--nd 11] [--models 1]
+Usage: .venv/bin/python bench/bench_stats.py [--repeats 3] [--surface-B 200] [--nd 101] [--models 1] [--no-double]
 """
 import argparse, sys, time
 from dataclasses import replace
@@ -29,8 +31,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument('--repeats', type=int, default=3)
     ap.add_argument('--baseline-B', type=int, default=50, help='replicates timed for the scipy baseline (scaled to 1000)')
-    ap.add_argument('--surface-B', type=int, default=20)
-    ap.add_argument('--nd', type=int, default=11, help='|dMOS| levels of the marginal grid')
+    ap.add_argument('--surface-B', type=int, default=200)
+    ap.add_argument('--nd', type=int, default=101, help='|dMOS| levels of the marginal grid')
+    ap.add_argument('--no-double', action='store_true', help='skip the band run with double-precision replicates')
     ap.add_argument('--models', type=int, default=1, help='models in the surface band run')
     a = ap.parse_args(argv)
     d = load_dataset('livec'); y = d.mos; P = d.oriented(); X = P.to_numpy(); n = len(y)
@@ -53,10 +56,12 @@ def main(argv=None):
     m = a.models
     sub = replace(inp, preds=inp.preds[:, :m], models=inp.models[:m])
     Qs = np.linspace(y.min(), y.max(), 101); Ds = np.linspace(0, np.ptp(y), a.nd)
-    t = time.perf_counter()
-    sb = bootstrap_surface(sub, B=a.surface_B, seed=0, Qs=Qs, Ds=Ds, methods=['SRCC'])
-    band = sb.marginal_band(sub.models[0], 'SRCC', 'Q')
-    t_band = time.perf_counter() - t
+    bands = {}
+    for prec in ['single'] + ([] if a.no_double else ['double']):
+        t = time.perf_counter()
+        sb = bootstrap_surface(sub, B=a.surface_B, seed=0, Qs=Qs, Ds=Ds, methods=['SRCC'], rep_precision=prec)
+        bands[prec] = (sb.marginal_band(sub.models[0], 'SRCC', 'Q'), sb.marginal_band(sub.models[0], 'SRCC', 'D'))
+        bands[prec + '_t'] = time.perf_counter() - t
     Cs = resample_counts(n, 2, seed=0)
     def plain_rep(b):
         i = np.repeat(np.arange(n), Cs[b])
@@ -64,15 +69,21 @@ def main(argv=None):
         gmc_grid(dup, Qs=Qs, Ds=Ds, methods=['SRCC'])
     t = time.perf_counter(); [plain_rep(b) for b in range(2)]; t_plain_rep = (time.perf_counter() - t) / 2
     t_plain_band = t_plain_rep * (a.surface_B + 1)
-    rows += [(f'marginal band 101 Q x {a.nd} D, {m} model(s), B={a.surface_B}: weighted rho', t_band, t_plain_band / t_band),
-             ('  plain: copy resampled data per replicate (scaled from 2 reps)', t_plain_band, 1.0)]
-
+    for prec in ['single', 'double']:
+        if prec + '_t' in bands:
+            rows.append((f'marginal bands 101 Q x {a.nd} D, {m} model(s), B={a.surface_B}, {prec} replicates',
+                         bands[prec + '_t'], t_plain_band / bands[prec + '_t']))
+    rows.append(('  plain: copy resampled data per replicate, double (scaled from 2 reps)', t_plain_band, 1.0))
+    band = bands['single'][0]
     print(f'LIVE Challenge n={n}, models={d.models}')
     print(f"{'case':<75} {'median s':>9} {'speed-up':>9}")
     for name, s, r in rows: print(f'{name:<75} {s:9.2f} {r:9.1f}')
     w = (band.hi - band.lo)
     print(f'band width (SRCC, {sub.models[0]}): median {w.median():.3f}, max {w.max():.3f}; estimate range '
           f'{band.estimate.min():.3f}..{band.estimate.max():.3f}')
+    if 'double' in bands:
+        dev = max(np.nanmax(np.abs(bands['single'][k][c] - bands['double'][k][c])) for k in (0, 1) for c in ('lo', 'hi'))
+        print(f'largest difference of a band limit, single vs double replicates: {dev:.1e}')
     return 0
 
 

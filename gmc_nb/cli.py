@@ -11,7 +11,7 @@ import pandas as pd
 from .data import read_scores, example_scores, shared_data_dir, read_floats, Scores
 from .std import resolve_std, STD_FLOOR
 from .regulator import regulator_weights, REGULATORS
-from .correlation import gmc_inputs, gmc_points, METHODS, RANKS
+from .correlation import gmc_inputs, gmc_points, METHODS, RANKS, KERNELS
 from .surface import lhs_points, grid_points, read_points, correlation_surface, plot_surface
 
 # %% auto #0
@@ -39,6 +39,7 @@ def add_input_args(p:argparse.ArgumentParser):
     p.add_argument('--kendall', choices=('a', 'b'), default='a', help='KRCC variant (default a, as the reference)')
     p.add_argument('--method', nargs='+', choices=METHODS, default=list(METHODS), help='correlations (default all)')
     p.add_argument('--device', default='cpu', help="cpu, cuda, cuda:N (default cpu)")
+    p.add_argument('--kernel', choices=KERNELS, default='auto', help="CPU kernel for scattered points: the compiled C kernel, torch, or auto (C when it builds)")
 
 def inputs_from_args(a)->tuple:
     "`(Scores, GMCInputs)` from parsed arguments"
@@ -63,7 +64,7 @@ def _query_points(a, mos)->pd.DataFrame:
 def cmd_points(a):
     sc, inp = inputs_from_args(a)
     pts = _query_points(a, inp.mos)
-    res = gmc_points(inp, Q=pts.Q, D=pts.Qd, methods=a.method, kendall=a.kendall, device=a.device, progress=True)
+    res = gmc_points(inp, Q=pts.Q, D=pts.Qd, methods=a.method, kendall=a.kendall, device=a.device, kernel=a.kernel, progress=True)
     res = res.drop(columns='log_weight')
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True); res.to_csv(a.out, index=False)

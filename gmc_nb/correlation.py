@@ -16,8 +16,8 @@ from .regulator import regulator_weights
 from .modulator import pair_weights
 
 # %% auto #0
-__all__ = ['RANKS', 'METHODS', 'score_ranks', 'weighted_correlation', 'GMCInputs', 'gmc_inputs', 'gmc_point_loop', 'gmc_points',
-           'gmc_grid']
+__all__ = ['RANKS', 'METHODS', 'KERNELS', 'score_ranks', 'weighted_correlation', 'GMCInputs', 'gmc_inputs', 'gmc_point_loop',
+           'c_kernel', 'c_kernel_status', 'gmc_points', 'gmc_grid']
 
 # %% ../nbs/04_correlation.ipynb #c006
 RANKS = ('dense', 'average')
@@ -153,7 +153,7 @@ def _pair_block(starts, n, k0, k1, torch, device):
     return i, k - torch.repeat_interleave(first - rows - 1, counts)
 
 class _Kernel:
-    "Shared set-up of the fast paths: scaled coordinates, per-image terms, pair-quantity rows"
+    "Shared set-up of the torch paths: scaled coordinates, per-image terms, pair-quantity rows"
     def __init__(self, inp, device='cpu'):
         torch = self.torch = _torch()
         self.device, self.n, self.m = device, len(inp.mos), inp.preds.shape[1]
@@ -165,21 +165,17 @@ class _Kernel:
         with np.errstate(divide='ignore'):
             self.c = t(np.stack([np.log(inp.rho) - ((inp.mos - lo) / rng) ** 2 / (2 * s * s),
                                  ((inp.mos - lo) / rng) / (s * s), -1 / (2 * s * s)], 1))   # log ρG_s = c0 + c1 Q + c2 Q²
-        self.y, self.ry = t(inp.mos), t(score_ranks(inp.mos, inp.ranks))
-        self.p = t(inp.preds)
-        self.rp = t(np.stack([score_ranks(inp.preds[:, k], inp.ranks) for k in range(self.m)], 1))
+        self.f = t(_features(inp))                                          # (nf, n) y, ry, p_k, rp_k
         self.starts = torch.as_tensor(_row_starts(self.n), device=device)
         self.npairs = self.n * (self.n - 1) // 2
 
-    def rows(self, i, j, kendall='a'):
-        "Pair quantities (R, C): shared rows (a², ra², 1[, sa²]) then per model (ab, b², ra·rb, rb², sa·sb[, sb²])"
+    def rows(self, i, j, spec):
+        "Pair quantities (R, C) of the row `spec` (see `_row_spec`) for the pairs (i, j)"
         torch = self.torch
-        a, ra = self.y[i] - self.y[j], self.ry[i] - self.ry[j]
-        b, rb = self.p[i] - self.p[j], self.rp[i] - self.rp[j]          # (C, m)
-        sa, sb = torch.sign(a), torch.sign(b)
-        shared = [a * a, ra * ra, torch.ones_like(a)] + ([sa * sa] if kendall == 'b' else [])
-        per = [a[:, None] * b, b * b, ra[:, None] * rb, rb * rb, sa[:, None] * sb] + ([sb * sb] if kendall == 'b' else [])
-        return torch.cat([torch.stack(shared, 0), torch.stack(per, 0).permute(2, 0, 1).reshape(-1, len(a))], 0)
+        d = self.f[:, i] - self.f[:, j]                                     # (nf, C) differences
+        sg = torch.sign(d)
+        out = [torch.ones_like(d[0]) if k == 0 else (d[a] * d[b] if k == 1 else sg[a] * sg[b]) for _, k, a, b in spec]
+        return torch.stack(out, 0)
 
     def log_features(self, i, j):
         "Per-pair coefficients (6, C) of log w in the basis (1, Q, Q², D, D², shift), scaled coordinates"
@@ -193,21 +189,40 @@ class _Kernel:
         "log(ρ_i G_s(i; Q)) for scaled levels Qs: shape (k, n)"
         return self.c[:, 0][None] + self.c[:, 1][None] * Qs[:, None] + self.c[:, 2][None] * Qs[:, None] ** 2
 
-def _nrows(m, kendall):
-    "Number of pair-quantity rows for m models (see `_Kernel.rows`)"
-    return (4 + 6 * m) if kendall == 'b' else (3 + 5 * m)
+def _features(inp):
+    "Per-image quantities whose pair differences the sums need: y, ranks of y, then per model p_k, ranks of p_k"
+    f = [inp.mos, score_ranks(inp.mos, inp.ranks)]
+    for k in range(inp.preds.shape[1]): f += [inp.preds[:, k], score_ranks(inp.preds[:, k], inp.ranks)]
+    return np.ascontiguousarray(np.stack(f))
 
-def _finish(S, m, methods, kendall):
-    "Coefficients from the pair sums S (..., R): dict (model index, method) -> array; 0/0 gives NaN"
-    out, nsh, nper = {}, (4 if kendall == 'b' else 3), (6 if kendall == 'b' else 5)
+def _row_spec(m, methods, kendall='a', weight:bool=True):
+    """The pair quantities the requested coefficients need, as (name, kind, a, b): kind 0 is the constant 1,
+    kind 1 the product of differences of features a and b, kind 2 the product of their signs. The total weight
+    ('one') comes first; `weight=False` leaves it out unless tau-a needs it"""
+    spec = [('one', 0, 0, 0)] if weight or ('KRCC' in methods and kendall == 'a') else []
+    if 'PLCC' in methods: spec.append(('a2', 1, 0, 0))
+    if 'SRCC' in methods: spec.append(('ra2', 1, 1, 1))
+    if 'KRCC' in methods and kendall == 'b': spec.append(('sa2', 2, 0, 0))
+    for k in range(m):
+        p, rp = 2 + 2 * k, 3 + 2 * k
+        if 'PLCC' in methods: spec += [(('ab', k), 1, 0, p), (('b2', k), 1, p, p)]
+        if 'SRCC' in methods: spec += [(('rab', k), 1, 1, rp), (('rb2', k), 1, rp, rp)]
+        if 'KRCC' in methods:
+            spec.append((('ss', k), 2, 0, p))
+            if kendall == 'b': spec.append((('sb2', k), 2, p, p))
+    return spec
+
+def _finish(S, spec, m, methods, kendall):
+    "Coefficients from the pair sums S (..., R) laid out as `spec`: dict (model index, method) -> array; 0/0 gives NaN"
+    col = {name: S[..., r] for r, (name, *_) in enumerate(spec)}
+    out = {}
     with np.errstate(invalid='ignore', divide='ignore'):
         for k in range(m):
-            o = nsh + nper * k
-            ab, b2, rab, rb2, ss = (S[..., o + r] for r in range(5))
-            res = {'PLCC': ab / (np.sqrt(S[..., 0]) * np.sqrt(b2)),
-                   'SRCC': rab / (np.sqrt(S[..., 1]) * np.sqrt(rb2)),
-                   'KRCC': ss / S[..., 2] if kendall == 'a' else ss / np.sqrt(S[..., 3] * S[..., o + 5])}
-            for meth in methods: out[k, meth] = res[meth]
+            for meth in methods:
+                if meth == 'PLCC': out[k, meth] = col['ab', k] / (np.sqrt(col['a2']) * np.sqrt(col['b2', k]))
+                elif meth == 'SRCC': out[k, meth] = col['rab', k] / (np.sqrt(col['ra2']) * np.sqrt(col['rb2', k]))
+                elif kendall == 'a': out[k, meth] = col['ss', k] / col['one']
+                else: out[k, meth] = col['ss', k] / np.sqrt(col['sa2'] * col['sb2', k])
     return out
 
 def _check_methods(methods, kendall):
@@ -247,6 +262,204 @@ def _run_blocks(kern, block, fn, nout, workers, progress, desc):
     return total.cpu().numpy()
 
 # %% ../nbs/04_correlation.ipynb #c025
+_C_SOURCE = r"""
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#define J 256
+
+/* exp(x): 2^k e^r with |r| <= ln2/2 and a degree-12 Taylor polynomial; 0 below -708 */
+static inline __attribute__((always_inline)) double gmc_exp(double x) {
+    const double shifter = 0x1.8p52, log2e = 1.4426950408889634,
+                 ln2hi = 0x1.62e42fefa39efp-1, ln2lo = 0x1.abc9e3b39803fp-56;
+    double xc = x < -708.0 ? -708.0 : x;
+    xc = xc > 708.0 ? 708.0 : xc;
+    double kd = xc * log2e + shifter;               /* round to integer: k sits in the low bits */
+    union { double d; int64_t i; } uk = {kd};
+    int64_t ki = uk.i;
+    kd -= shifter;
+    double r = xc - kd * ln2hi - kd * ln2lo;
+    double p = 1.0 / 479001600;
+    p = p * r + 1.0 / 39916800; p = p * r + 1.0 / 3628800; p = p * r + 1.0 / 362880;
+    p = p * r + 1.0 / 40320; p = p * r + 1.0 / 5040; p = p * r + 1.0 / 720; p = p * r + 1.0 / 120;
+    p = p * r + 1.0 / 24; p = p * r + 1.0 / 6; p = p * r + 0.5; p = p * r + 1.0; p = p * r + 1.0;
+    union { int64_t i; double d; } us = {(int64_t)((uint64_t)(ki + 1023) << 52)};
+    double res = p * us.d;
+    return x < -708.0 ? 0.0 : res;
+}
+
+void gmc_exp_array(int64_t n, const double *restrict x, double *restrict y) {
+    for (int64_t k = 0; k < n; k++) y[k] = gmc_exp(x[k]);
+}
+
+/* S[p*R + r] += sum over pairs i < j, i in [i0, i1), of
+     exp(L[p,i] + L[p,j] - (D[p] - |u_i - u_j|)^2 / (2 (s2_i + s2_j))) * row_r(i, j)
+   row_r: kind 0 -> 1; kind 1 -> (f[a,i] - f[a,j]) (f[b,i] - f[b,j]); kind 2 -> product of their signs.
+   L is (P, n), f is (nf, n), both row-major. Returns 0, or -1 when out of memory. */
+int gmc_pair_sums(int64_t n, int64_t P, int64_t R, const double *L, const double *u, const double *s2,
+                  const double *D, int64_t nf, const double *f, const int64_t *kind, const int64_t *fa,
+                  const int64_t *fb, int64_t i0, int64_t i1, double *S) {
+    const int64_t R4 = (R + 3) / 4 * 4;
+    double *A = malloc(J * sizeof(double)), *h = malloc(J * sizeof(double)), *w = malloc(J * sizeof(double));
+    double *dif = malloc(nf * J * sizeof(double)), *m = calloc(R4 * J, sizeof(double));
+    double *acc = calloc(P * R4, sizeof(double));
+    if (!A || !h || !w || !dif || !m || !acc) { free(A); free(h); free(w); free(dif); free(m); free(acc); return -1; }
+    for (int64_t i = i0; i < i1; i++) {
+        for (int64_t j0 = i + 1; j0 < n; j0 += J) {
+            const int64_t nj = n - j0 < J ? n - j0 : J;
+            for (int64_t q = 0; q < nj; q++) { A[q] = fabs(u[i] - u[j0 + q]); h[q] = 0.5 / (s2[i] + s2[j0 + q]); }
+            for (int64_t c = 0; c < nf; c++)
+                for (int64_t q = 0; q < nj; q++) dif[c * J + q] = f[c * n + i] - f[c * n + j0 + q];
+            for (int64_t r = 0; r < R; r++) {
+                double *mr = m + r * J; const double *da = dif + fa[r] * J, *db = dif + fb[r] * J;
+                if (kind[r] == 0) for (int64_t q = 0; q < nj; q++) mr[q] = 1.0;
+                else if (kind[r] == 1) for (int64_t q = 0; q < nj; q++) mr[q] = da[q] * db[q];
+                else for (int64_t q = 0; q < nj; q++)
+                    mr[q] = (double)((da[q] > 0) - (da[q] < 0)) * (double)((db[q] > 0) - (db[q] < 0));
+            }
+            for (int64_t r = R; r < R4; r++) memset(m + r * J, 0, J * sizeof(double));
+            for (int64_t p = 0; p < P; p++) {
+                const double li = L[p * n + i], dp = D[p], *lj = L + p * n + j0;
+                double *ap = acc + p * R4;
+                const double *m0 = m, *m1 = m + J, *m2 = m + 2 * J, *m3 = m + 3 * J;
+                double s0 = 0, s1 = 0, s2_ = 0, s3 = 0;
+                #pragma omp simd reduction(+:s0,s1,s2_,s3)
+                for (int64_t q = 0; q < nj; q++) {          /* weights, and the first four sums */
+                    double g = dp - A[q], wq = gmc_exp(li + lj[q] - g * g * h[q]);
+                    w[q] = wq; s0 += wq * m0[q]; s1 += wq * m1[q]; s2_ += wq * m2[q]; s3 += wq * m3[q];
+                }
+                ap[0] += s0; ap[1] += s1; ap[2] += s2_; ap[3] += s3;
+                for (int64_t r = 4; r < R4; r += 4) {        /* the other sums, four at a time */
+                    m0 = m + r * J; m1 = m0 + J; m2 = m1 + J; m3 = m2 + J; s0 = s1 = s2_ = s3 = 0;
+                    #pragma omp simd reduction(+:s0,s1,s2_,s3)
+                    for (int64_t q = 0; q < nj; q++) {
+                        double wq = w[q]; s0 += wq * m0[q]; s1 += wq * m1[q]; s2_ += wq * m2[q]; s3 += wq * m3[q];
+                    }
+                    ap[r] += s0; ap[r + 1] += s1; ap[r + 2] += s2_; ap[r + 3] += s3;
+                }
+            }
+        }
+    }
+    for (int64_t p = 0; p < P; p++) for (int64_t r = 0; r < R; r++) S[p * R + r] += acc[p * R4 + r];
+    free(A); free(h); free(w); free(dif); free(m); free(acc);
+    return 0;
+}
+"""
+
+_C_FLAGS = ['-O3', '-fno-math-errno', '-fno-trapping-math', '-fopenmp-simd', '-shared', '-fPIC']
+_C_STATE = {}
+
+def _cache_dir():
+    d = os.environ.get('GMC_NB_CACHE') or os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'gmc_nb')
+    try:
+        os.makedirs(d, exist_ok=True); return d
+    except OSError:
+        import tempfile; return tempfile.gettempdir()
+
+def _cpu_tag():
+    "What the compiled file depends on: machine, CPU flags (the build uses -march=native), compiler"
+    import platform, hashlib
+    flags = ''
+    try:
+        with open('/proc/cpuinfo') as fh: flags = next((l for l in fh if l.startswith(('flags', 'Features'))), '')
+    except OSError: pass
+    return platform.machine() + platform.processor() + flags
+
+def c_kernel():
+    "The compiled CPU kernel as a `ctypes` library, or None (the reason is in `c_kernel_status()`)"
+    if 'lib' in _C_STATE: return _C_STATE['lib']
+    import ctypes, hashlib, shutil, subprocess, tempfile
+    lib, why = None, ''
+    if os.environ.get('GMC_NB_KERNEL', '').lower() == 'torch': why = 'GMC_NB_KERNEL=torch'
+    else:
+        cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc') or shutil.which('clang')
+        if cc is None: why = 'no C compiler found (set CC)'
+        else:
+            key = hashlib.sha1('\0'.join([_C_SOURCE, cc, ' '.join(_C_FLAGS), _cpu_tag()]).encode()).hexdigest()[:16]
+            so = os.path.join(_cache_dir(), f'gmc_kernel_{key}.so')
+            if not os.path.exists(so):
+                with tempfile.TemporaryDirectory() as tmp:
+                    c, out = os.path.join(tmp, 'k.c'), os.path.join(tmp, 'k.so')
+                    with open(c, 'w') as fh: fh.write(_C_SOURCE)
+                    try:
+                        for arch in (['-march=native'], []):          # some compilers lack -march=native
+                            r = subprocess.run([cc, *_C_FLAGS, *arch, c, '-o', out], capture_output=True, text=True)
+                            if r.returncode == 0: break
+                        if r.returncode == 0:
+                            part = f'{so}.{os.getpid()}'
+                            shutil.copy(out, part); os.replace(part, so)   # atomic: parallel processes may race
+                        else: why = f'compiling with {cc} failed: {r.stderr.strip()[-300:]}'
+                    except OSError as e: why = f'compiler {cc} could not run: {e}'
+            if os.path.exists(so):
+                try:
+                    lib = ctypes.CDLL(so)
+                    lib.gmc_pair_sums.restype = ctypes.c_int
+                    lib.gmc_pair_sums.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_void_p] * 4 + [ctypes.c_int64] + \
+                                                 [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 2 + [ctypes.c_void_p]
+                    lib.gmc_exp_array.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
+                    why = f'compiled: {so}'
+                except OSError as e: lib, why = None, f'loading failed: {e}'
+            elif not why: why = 'not built'
+    _C_STATE.update(lib=lib, why=why)
+    return lib
+
+def c_kernel_status()->str:
+    "Why the C kernel is, or is not, in use"
+    c_kernel(); return _C_STATE['why']
+
+def _ptr(a): return a.ctypes.data
+
+# %% ../nbs/04_correlation.ipynb #c027
+KERNELS = ('auto', 'c', 'torch')
+
+def _c_point_sums(inp, Qs, Ds, spec, workers, progress):
+    "Pair sums (P, R) at scaled points by the C kernel, rows i split into ranges of equal pair counts"
+    lib = c_kernel()
+    n, lo, rng = len(inp.mos), inp.mos.min(), np.ptp(inp.mos)
+    u = (inp.mos - lo) / rng; s = inp.tau * inp.std / rng; s2 = np.ascontiguousarray(s * s)
+    with np.errstate(divide='ignore'):
+        Limg = np.log(inp.rho)[None, :] - (Qs[:, None] - u[None, :]) ** 2 / (2 * s2[None, :])   # (P, n)
+    shift = 2 * Limg.max(1)                         # upper bound of the log pair weight at each point
+    L = np.ascontiguousarray(Limg - shift[:, None] / 2)
+    f = _features(inp)
+    kind, fa, fb = (np.array([r[c] for r in spec], dtype=np.int64) for c in (1, 2, 3))
+    P, R, D = len(Qs), len(spec), np.ascontiguousarray(Ds, dtype=float)
+    before = (np.arange(n + 1) * (2 * n - 1 - np.arange(n + 1))) // 2            # pairs in rows < i
+    nchunk = min(n - 1, max(1, workers * 16))
+    edges = np.unique(np.searchsorted(before, np.linspace(0, before[-1], nchunk + 1)))
+    edges[0], edges[-1] = 0, n
+    def work(k):
+        S = np.zeros((P, R))
+        if lib.gmc_pair_sums(n, P, R, _ptr(L), _ptr(u), _ptr(s2), _ptr(D), len(f), _ptr(f), _ptr(kind), _ptr(fa),
+                             _ptr(fb), int(edges[k]), int(edges[k + 1]), _ptr(S)) != 0:
+            raise MemoryError("C kernel: out of memory")
+        return S
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=int(before[-1]), desc='GMC pairs', unit='pair', unit_scale=True)
+    total = np.zeros((P, R))
+    try:
+        with ThreadPoolExecutor(workers) as ex:
+            for k, S in zip(range(len(edges) - 1), ex.map(work, range(len(edges) - 1))):
+                total += S
+                if bar is not None: bar.update(int(before[edges[k + 1]] - before[edges[k]]))
+    finally:
+        if bar is not None: bar.close()
+    return total, shift
+
+def _use_c(kernel, device):
+    if kernel not in KERNELS: raise ValueError(f"kernel: unknown kernel {kernel!r}; choose one of {KERNELS}")
+    if kernel == 'torch' or device != 'cpu': return False
+    if c_kernel() is not None: return True
+    if kernel == 'c': raise RuntimeError(f"kernel: the C kernel is unavailable ({c_kernel_status()})")
+    if not _C_STATE.get('warned') and os.environ.get('GMC_NB_KERNEL', '').lower() != 'torch':   # asked for: no warning
+        import warnings
+        warnings.warn(f"gmc_nb: C kernel unavailable ({c_kernel_status()}); using the slower torch kernel")
+        _C_STATE['warned'] = True
+    return False
+
 def gmc_points(mos,                  # MOS per image (or a `GMCInputs`, then the other data arguments are ignored)
                pred=None,            # predictions: 1-D array, (n, m) array, dict or DataFrame of models
                Q=None, D=None,       # query points: MOS levels and |ΔMOS| levels, same length
@@ -255,8 +468,9 @@ def gmc_points(mos,                  # MOS per image (or a `GMCInputs`, then the
                kendall:str='a',      # KRCC variant: 'a' (reference) or 'b'
                device:str='cpu',     # 'cpu', 'cuda', 'cuda:1', ...
                workers:int|None=None,# CPU threads (default: all available cores)
-               block:int|None=None,  # pairs per block (default: 8192 on CPU, 2**20/points on GPU)
+               block:int|None=None,  # torch path: pairs per block (default: 16384 on CPU, 2**25/points on GPU)
                progress:bool=False,  # show a progress bar
+               kernel:str='auto',    # CPU: 'c' (compiled kernel), 'torch', or 'auto' (C when it builds)
                **kw                  # more `gmc_inputs` options (std_floor, phi, ranks, std_file, weights_file)
               )->pd.DataFrame:
     "GMC correlations at the query points (Q, D): one row per point (and model), in the input order"
@@ -264,41 +478,50 @@ def gmc_points(mos,                  # MOS per image (or a `GMCInputs`, then the
     methods = _check_methods(methods, kendall)
     Q = as_values(Q, 'Q'); D = as_values(D, 'D (|ΔMOS|)', n=len(Q))
     if (D < 0).any(): raise ValueError(f"D (|ΔMOS|): negative value {D[D < 0][0]} at row {int(np.flatnonzero(D < 0)[0])}")
-    kern = _Kernel(inp, device); torch = kern.torch
-    Qs = torch.tensor((Q - kern.lo) / kern.rng, device=device)
-    Ds = torch.tensor(D / kern.rng, device=device)
-    shift = 2 * kern.image_logweights(Qs).max(1).values
-    ZT = torch.stack([torch.ones_like(Qs), Qs, Qs * Qs, Ds, Ds * Ds, -shift], 1)   # (P, 6)
-    P, R = len(Q), _nrows(kern.m, kendall)
-    block = block or (16384 if device == 'cpu' else max(4096, 2 ** 25 // max(P, 1)))
-    pc = -(-P // -(-P // 32)) if device == 'cpu' else P            # point batches of at most 32, equal sizes
-    def fn(i, j):
-        XT, MT = kern.log_features(i, j), kern.rows(i, j, kendall)           # (6, C), (R, C)
-        out = torch.empty(R, P, dtype=torch.float64, device=device)
-        for q0 in range(0, P, pc):
-            W = ZT[q0:q0 + pc] @ XT; W.exp_()                                 # (pc, C) pair weights
-            out[:, q0:q0 + pc] = MT @ W.T                                     # pair sums
-        return out.T
-    S = _run_blocks(kern, block, fn, P * R, _workers(workers, device), progress, 'GMC pairs').reshape(P, R)
-    res = _finish(S, kern.m, methods, kendall)
+    m, spec = inp.preds.shape[1], _row_spec(inp.preds.shape[1], methods, kendall)
+    lo, rng = inp.mos.min(), np.ptp(inp.mos)
+    if _use_c(kernel, device):
+        S, shift = _c_point_sums(inp, (Q - lo) / rng, D / rng, spec, _workers(workers, 'cpu'), progress)
+    else:
+        kern = _Kernel(inp, device); torch = kern.torch
+        Qs = torch.tensor((Q - lo) / rng, device=device)
+        Ds = torch.tensor(D / rng, device=device)
+        shift = 2 * kern.image_logweights(Qs).max(1).values
+        ZT = torch.stack([torch.ones_like(Qs), Qs, Qs * Qs, Ds, Ds * Ds, -shift], 1)   # (P, 6)
+        P, R = len(Q), len(spec)
+        block = block or (16384 if device == 'cpu' else max(4096, 2 ** 25 // max(P, 1)))
+        pc = -(-P // -(-P // 32)) if device == 'cpu' else P            # point batches of at most 32, equal sizes
+        def fn(i, j):
+            XT, MT = kern.log_features(i, j), kern.rows(i, j, spec)            # (6, C), (R, C)
+            out = torch.empty(R, P, dtype=torch.float64, device=device)
+            for q0 in range(0, P, pc):
+                W = ZT[q0:q0 + pc] @ XT; W.exp_()                                 # (pc, C) pair weights
+                out[:, q0:q0 + pc] = MT @ W.T                                     # pair sums
+            return out.T
+        S = _run_blocks(kern, block, fn, P * R, _workers(workers, device), progress, 'GMC pairs').reshape(P, R)
+        shift = shift.cpu().numpy()
+    res = _finish(S, spec, m, methods, kendall)
     with np.errstate(divide='ignore'):
-        logw = np.log(S[:, 2]) + shift.cpu().numpy()
+        logw = np.log(S[:, 0]) + shift
     frames = []
     for k, name in enumerate(inp.models):
         f = pd.DataFrame({'Q': Q, 'Qd': D})
-        if kern.m > 1: f.insert(0, 'model', name)
+        if m > 1: f.insert(0, 'model', name)
         for meth in methods: f[meth] = res[k, meth]
         f['log_weight'] = logw
         frames.append(f)
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
-# %% ../nbs/04_correlation.ipynb #c034
+# %% ../nbs/04_correlation.ipynb #c038
 def gmc_grid(mos,                    # MOS per image (or a `GMCInputs`)
              pred=None,              # predictions, as in `gmc_points`
              Qs=None, Ds=None,       # grid axes: MOS levels (nQ,) and |ΔMOS| levels (nD,)
              std=None, rho='gaussian', tau:float=1.,
              methods=METHODS, kendall:str='a', device:str='cpu', workers:int|None=None,
-             block:int|None=None, progress:bool=False, **kw)->dict:
+             block:int|None=None, progress:bool=False,
+             precision:str='double', # 'double', or 'single' for the matrix products (about twice as fast, ~1e-6)
+             log_weight:bool=True,   # also sum the total pair weight per cell (False: skip it unless tau-a needs it)
+             **kw)->dict:
     "GMC on the grid Ds × Qs: {'Q', 'D', 'models', 'values': {(model, method): (nD, nQ) array}, 'log_weight'}"
     inp = mos if isinstance(mos, GMCInputs) else gmc_inputs(mos, pred, std, rho, tau, **kw)
     methods = _check_methods(methods, kendall)
@@ -309,20 +532,26 @@ def gmc_grid(mos,                    # MOS per image (or a `GMCInputs`)
     Dt = torch.tensor(Dg / kern.rng, device=device)
     L = kern.image_logweights(Qt)                        # (nQ, n)
     colmax = L.max(1).values
-    U = torch.exp(L - colmax[:, None]).T.contiguous()     # (n, nQ), each column's max is 1
-    nQ, nD, R = len(Qg), len(Dg), _nrows(kern.m, kendall)
-    block = block or (4096 if device == 'cpu' else 2 ** 16)
+    if precision not in ('double', 'single'): raise ValueError(f"precision: must be 'double' or 'single', got {precision!r}")
+    dt = torch.float64 if precision == 'double' else torch.float32
+    U = torch.exp(L - colmax[:, None]).T.contiguous().to(dt)   # (n, nQ), each column's max is 1
+    spec = _row_spec(kern.m, methods, kendall, log_weight)
+    nQ, nD, R = len(Qg), len(Dg), len(spec)
+    block = block or ((4096 if precision == 'double' else 2048) if device == 'cpu' else 2 ** 16)   # CPU: blocks that stay in cache
+    u, s2, Dd = kern.u.to(dt), kern.s2.to(dt), Dt.to(dt)
     def fn(i, j):
         F = U[i] * U[j]                                                   # (C, nQ)
-        A = (kern.u[i] - kern.u[j]).abs(); V = kern.s2[i] + kern.s2[j]
-        E = torch.exp(-(Dt[None, :] - A[:, None]) ** 2 / (2 * V[:, None]))  # (C, nD)
-        MT = kern.rows(i, j, kendall)                                     # (R, C)
+        A = (u[i] - u[j]).abs(); V = s2[i] + s2[j]
+        E = ((Dd[None, :] - A[:, None]) ** 2 * (-0.5 / V[:, None])).exp_()  # (C, nD)
+        MT = kern.rows(i, j, spec).to(dt)                                 # (R, C)
         EM = (MT.T[:, :, None] * E[:, None, :]).reshape(len(A), R * nD)   # (C, R·nD)
-        return EM.T @ F                                                   # (R·nD, nQ)
+        return (EM.T @ F).double()                                        # (R·nD, nQ), summed in double
     S = _run_blocks(kern, block, fn, R * nD * nQ, _workers(workers, device), progress, 'GMC grid')
     S = np.moveaxis(S.reshape(R, nD, nQ), 0, -1)                          # (nD, nQ, R)
-    res = _finish(S, kern.m, methods, kendall)
-    with np.errstate(divide='ignore'):
-        logw = np.log(S[..., 2]) + 2 * colmax.cpu().numpy()[None, :]
+    res = _finish(S, spec, kern.m, methods, kendall)
+    logw = None
+    if spec[0][0] == 'one':
+        with np.errstate(divide='ignore'):
+            logw = np.log(S[..., 0]) + 2 * colmax.cpu().numpy()[None, :]
     return dict(Q=Qg, D=Dg, models=list(inp.models), methods=methods,
                 values={(inp.models[k], m): v for (k, m), v in res.items()}, log_weight=logw)

@@ -181,3 +181,50 @@ def test_cli_reports_bad_column(tmp_path):
     r = subprocess.run([sys.executable, '-c', 'from gmc_nb.cli import main; main()', 'points', str(tmp_path / 'ex.csv'), '--pred-col', 'nope'],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "prediction column 'nope' not found" in r.stderr
+
+
+# --- the compiled CPU kernel and its fallback -------------------------------------------------------------------
+_FALLBACK = r"""
+import warnings, numpy as np
+from gmc_nb.data import example_scores
+from gmc_nb.correlation import gmc_points, gmc_point_loop, gmc_inputs, c_kernel_status, METHODS
+ex = example_scores(80)
+inp = gmc_inputs(ex.mos, ex.uniform, std=ex['std'])
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter('always')
+    r = gmc_points(inp, Q=[2.0, 3.0], D=[0.3, 1.0])
+print('STATUS', c_kernel_status())
+print('WARNED', any('C kernel unavailable' in str(x.message) for x in w))
+for m in METHODS:
+    ref = [gmc_point_loop(inp, q, d, 0, m) for q, d in [(2.0, 0.3), (3.0, 1.0)]]
+    assert np.allclose(r[m], ref, rtol=0, atol=1e-11), m
+try: gmc_points(inp, Q=[2.0], D=[0.3], kernel='c'); print('RAISED', False)
+except RuntimeError as e: print('RAISED', 'the C kernel is unavailable' in str(e))
+"""
+
+@pytest.mark.parametrize('env,status,warned', [
+    ({'GMC_NB_KERNEL': 'torch'}, 'GMC_NB_KERNEL=torch', 'False'),
+    ({'CC': '/nonexistent/cc'}, 'compiler /nonexistent/cc could not run', 'True'),
+])
+def test_c_kernel_fallback(tmp_path, env, status, warned):
+    "Without the C kernel, gmc_points says why (once, as a warning, unless asked for torch) and gives the same values"
+    import os, subprocess, sys
+    e = dict(os.environ, GMC_NB_CACHE=str(tmp_path), **env)
+    r = subprocess.run([sys.executable, '-c', _FALLBACK], capture_output=True, text=True, env=e, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = dict(l.split(' ', 1) for l in r.stdout.splitlines() if l.split(' ', 1)[0] in ('STATUS', 'WARNED', 'RAISED'))
+    assert out['STATUS'].startswith(status), out
+    assert out['WARNED'] == warned and out['RAISED'] == 'True', out
+
+
+def test_c_kernel_builds_into_cache(tmp_path):
+    "A fresh cache folder gets the compiled kernel; a second process loads it without compiling"
+    import os, subprocess, sys, shutil
+    if not (os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc') or shutil.which('clang')):
+        pytest.skip('no C compiler on this machine: the torch fallback is tested instead')
+    e = dict(os.environ, GMC_NB_CACHE=str(tmp_path)); e.pop('GMC_NB_KERNEL', None)
+    code = "from gmc_nb.correlation import c_kernel_status; print(c_kernel_status())"
+    for _ in range(2):
+        r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=e, timeout=300)
+        assert r.returncode == 0 and r.stdout.startswith('compiled: ' + str(tmp_path)), r.stdout + r.stderr
+    assert len(list(tmp_path.glob('gmc_kernel_*.so'))) == 1
