@@ -358,8 +358,8 @@ def _cache_dir():
         import tempfile; return tempfile.gettempdir()
 
 def _cpu_tag():
-    "What the compiled file depends on: machine, CPU flags (the build uses -march=native), compiler"
-    import platform, hashlib
+    "What the compiled file depends on besides source and compiler: machine and CPU flags (the build uses -march=native)"
+    import platform
     flags = ''
     try:
         with open('/proc/cpuinfo') as fh: flags = next((l for l in fh if l.startswith(('flags', 'Features'))), '')
