@@ -410,7 +410,7 @@ def c_kernel_status()->str:
 
 def _ptr(a): return a.ctypes.data
 
-# %% ../nbs/04_correlation.ipynb #c027
+# %% ../nbs/04_correlation.ipynb #c029
 KERNELS = ('auto', 'c', 'torch')
 
 def _c_point_sums(inp, Qs, Ds, spec, workers, progress):
@@ -512,7 +512,7 @@ def gmc_points(mos,                  # MOS per image (or a `GMCInputs`, then the
         frames.append(f)
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
-# %% ../nbs/04_correlation.ipynb #c038
+# %% ../nbs/04_correlation.ipynb #c039
 def gmc_grid(mos,                    # MOS per image (or a `GMCInputs`)
              pred=None,              # predictions, as in `gmc_points`
              Qs=None, Ds=None,       # grid axes: MOS levels (nQ,) and |ΔMOS| levels (nD,)
