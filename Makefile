@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 TORCH   ?= torch==2.13.0
 OUT     ?= results/example
 
-.PHONY: example test docs readme export clean-nbs check-sync bench lab clean
+.PHONY: example test docs readme export clean-nbs check-sync lint bench lab clean
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -46,6 +46,12 @@ check-sync: $(STAMP)
 	@git diff --exit-code --stat -- gmc_nb nbs || (echo "module and notebooks out of sync: run make export clean-nbs and commit"; exit 1)
 	@test -z "$$(git status --porcelain -- gmc_nb nbs)" || (git status --porcelain -- gmc_nb nbs; echo "nbdev_export wrote files that are not committed"; exit 1)
 	$(BIN)/python tools/make_readme.py --check
+
+## Every module imports in a fresh interpreter, and pyflakes finds nothing in gmc_nb/ (generated _modidx.py excluded)
+lint: $(STAMP)
+	@for f in gmc_nb/*.py; do m=$$(basename $$f .py); test "$$m" = __init__ && continue; \
+	  $(BIN)/python -c "import gmc_nb.$$m" || { echo "gmc_nb.$$m does not import in a fresh interpreter"; exit 1; }; done
+	$(BIN)/python -m pyflakes $$(ls gmc_nb/*.py | grep -v '_modidx\.py$$')
 
 bench: $(STAMP)
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done

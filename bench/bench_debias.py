@@ -37,10 +37,10 @@ def build(args):
 def photos(n, size):
     "Real photographs from installed wheels (skimage, matplotlib), cycled to n, longer side `size`."
     from gmc_nb.debias import sample_dataset
-    from PIL import Image
+    from gmc_nb.degrade import open_image
     d = Path(tempfile.mkdtemp(prefix='bench_debias_'))
     img_dir, mos = sample_dataset(d, n=min(n, 12), size=size)
-    ims = [np.asarray(Image.open(p).convert('RGB')) for p in sorted(img_dir.glob('*.png'))]
+    ims = [np.asarray(open_image(p)) for p in sorted(img_dir.glob('*.png'))]   # as run_debias reads them
     return [ims[i % len(ims)] for i in range(n)], img_dir, mos
 
 
@@ -104,7 +104,7 @@ def main(argv=None):
             run_debias(lmm, img_dir, mos, out, baseline=False, batch_images=max(1, bs // 8), batch_size=bs, progress=False)
             sync(lmm); ts.append(time.perf_counter() - t)
         nr = min(n, 12)
-        rows.append((f'run_debias (store, fsync)', bs, math.ceil(8 * max(1, bs // 8) / bs) / max(1, bs // 8) * 1.0,
+        rows.append(('run_debias (store, fsync)', bs, math.ceil(8 * max(1, bs // 8) / bs) / max(1, bs // 8) * 1.0,
                      statistics.median(ts) * n / nr, float('nan')))
     print(f'\n{"variant":<28} {"batch":>5} {"passes/img":>10} {"median s":>9} {"images/s":>9} {"vs 1-by-1":>9} {"max|Δlogit|":>11}')
     for name, bs, passes, med, diff in rows:

@@ -9,7 +9,7 @@ __all__ = ['AGGREGATIONS', 'aggregation_weights', 'aggregate', 'score_variants',
 import numpy as np
 import pandas as pd
 
-from .prompting import check_degradations, degradation_tags, conditional_probs, qbench_prob
+from .prompting import degradation_tags, conditional_probs, qbench_prob
 
 # %% ../nbs/13_aggregate.ipynb #c005
 AGGREGATIONS = ('official', 'normalized', 'mean', 'none-semantic')

@@ -4,26 +4,37 @@
 
 # %% ../nbs/20_cli.ipynb #c004
 from __future__ import annotations
-import argparse, importlib, sys, time
+import argparse, importlib, json, sys, time, traceback
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .data import read_scores, example_scores, shared_data_dir, read_floats, Scores
+from .data import read_scores, example_scores, shared_data_dir, Scores, check_device
 from .std import resolve_std, STD_FLOOR
 from .regulator import regulator_weights, REGULATORS
 from .correlation import gmc_inputs, gmc_points, METHODS, RANKS, KERNELS
 from .surface import lhs_points, grid_points, read_points, correlation_surface, plot_surface
 
 # %% auto #0
-__all__ = ['PLUGINS', 'add_input_args', 'inputs_from_args', 'cmd_points', 'add_points', 'write_surface_outputs', 'cmd_surface',
-           'add_surface', 'livec_scores', 'cmd_example', 'add_example', 'build_parser', 'main']
+__all__ = ['PLUGINS', 'add_mos_direction_args', 'add_input_args', 'inputs_from_args', 'run_meta', 'cmd_points', 'add_points',
+           'write_surface_outputs', 'cmd_surface', 'add_surface', 'livec_scores', 'cmd_example', 'add_example',
+           'build_parser', 'user_errors', 'one_line', 'main']
 
 # %% ../nbs/20_cli.ipynb #c006
+def add_mos_direction_args(p:argparse.ArgumentParser):
+    "`--lower-better-mos` / `--higher-better-mos`: the direction of the quality column (required for a DMOS-named one)"
+    dr = p.add_mutually_exclusive_group()
+    dr.add_argument('--lower-better-mos', dest='mos_direction', action='store_const', const='lower',
+                    help='the MOS column is a DMOS: lower is better quality (predictions are negated to agree)')
+    dr.add_argument('--higher-better-mos', dest='mos_direction', action='store_const', const='higher',
+                    help='higher MOS is better (the default, but required for a column named like a DMOS)')
+
 def add_input_args(p:argparse.ArgumentParser):
     "Options that say how to read a score table and resolve std and regulator"
     p.add_argument('file', help='CSV score table (generic, or the GMC authors\' format)')
     p.add_argument('--pred-col', nargs='+', help='prediction column(s); default: the only candidate')
     p.add_argument('--mos-col', help='MOS column (default: detect mos, MOS, Ground Truth Labels, ...)')
+    add_mos_direction_args(p)
+    p.add_argument('--allow-duplicate-ids', action='store_true', help='accept an image column that names an image twice')
     g = p.add_mutually_exclusive_group()
     g.add_argument('--std-col', help='per-image MOS std column')
     g.add_argument('--std-file', help='per-image MOS std, one value per line')
@@ -38,18 +49,29 @@ def add_input_args(p:argparse.ArgumentParser):
     p.add_argument('--ranks', choices=RANKS, default='dense', help='rank definition for SRCC (default dense, as the reference)')
     p.add_argument('--kendall', choices=('a', 'b'), default='a', help='KRCC variant (default a, as the reference)')
     p.add_argument('--method', nargs='+', choices=METHODS, default=list(METHODS), help='correlations (default all)')
-    p.add_argument('--device', default='cpu', help="cpu, cuda, cuda:N (default cpu)")
+    p.add_argument('--device', default='cpu', help="auto, cpu, cuda, cuda:N or mps (default cpu)")
     p.add_argument('--kernel', choices=KERNELS, default='auto', help="CPU kernel for scattered points: the compiled C kernel, torch, or auto (C when it builds)")
 
 def inputs_from_args(a)->tuple:
     "`(Scores, GMCInputs)` from parsed arguments"
+    a.device = check_device(a.device)          # before any work: a bad device is refused up front
     std_col_given = a.std_col is not None
-    sc = read_scores(a.file, a.pred_col, a.mos_col, a.std_col, allow_many=False)
+    sc = read_scores(a.file, a.pred_col, a.mos_col, a.std_col, allow_many=False,
+                     mos_direction=a.mos_direction, allow_duplicates=a.allow_duplicate_ids)
     std = sc.std if (std_col_given or (a.std_file is None and sc.std is not None)) else None
     raw, _ = resolve_std(sc.mos, std, a.std_file, a.std_phi)
     rho = regulator_weights(sc.mos, raw, a.regulator, a.weights_file, ks=a.ks, sigma=a.sigma)
     inp = gmc_inputs(sc.mos, sc.preds, std=raw, rho=rho, tau=a.std_scale, std_floor=a.std_floor, ranks=a.ranks)
     return sc, inp
+
+def run_meta(a, sc:Scores, **extra)->dict:
+    "Provenance of a run: the command, the table, the MOS direction and the options that change numbers"
+    from gmc_nb import __version__
+    return dict(command=a.command, gmc_nb=__version__, **sc.meta(), regulator=a.regulator, std_scale=a.std_scale,
+                std_floor=a.std_floor, ranks=a.ranks, kendall=a.kendall, methods=list(a.method), **extra)
+
+def _say_direction(sc:Scores):
+    if sc.negated: print(f"MOS column {sc.columns['mos']!r}: lower is better (DMOS); predictions negated to agree: {sc.negated}", file=sys.stderr)
 
 # %% ../nbs/20_cli.ipynb #c009
 def _query_points(a, mos)->pd.DataFrame:
@@ -64,11 +86,15 @@ def _query_points(a, mos)->pd.DataFrame:
 def cmd_points(a):
     sc, inp = inputs_from_args(a)
     pts = _query_points(a, inp.mos)
-    res = gmc_points(inp, Q=pts.Q, D=pts.Qd, methods=a.method, kendall=a.kendall, device=a.device, kernel=a.kernel, progress=True)
+    _say_direction(sc)
+    res = gmc_points(inp, Q=pts.Q, D=pts.Qd, methods=a.method, kendall=a.kendall, device=a.device, kernel=a.kernel,
+                     extrapolate=a.extrapolate, progress=True)
     res = res.drop(columns='log_weight')
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True); res.to_csv(a.out, index=False)
-        print(f"wrote {len(res)} rows to {a.out}")
+        out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True); res.to_csv(out, index=False)
+        meta = out.with_name(out.stem + '.meta.json')
+        meta.write_text(json.dumps(run_meta(a, sc, points=len(res), extrapolate=a.extrapolate), indent=1, ensure_ascii=False) + '\n')
+        print(f"wrote {len(res)} rows to {a.out} (provenance: {meta.name})")
     else: print(res.to_csv(index=False), end='')
 
 def add_points(sub):
@@ -79,19 +105,27 @@ def add_points(sub):
     q.add_argument('--lhs', type=int, default=100, help='Latin-hypercube points (default 100)')
     q.add_argument('--grid', help='regular grid NQxND, e.g. 21x21')
     p.add_argument('--seed', type=int, default=0, help='LHS seed (default 0)')
+    p.add_argument('--extrapolate', action='store_true', help='allow query points outside the data (Q outside [min, max] MOS, ΔMOS above the range)')
     p.add_argument('--out', help='output CSV (default: standard output)')
     p.set_defaults(func=cmd_points)
 
 # %% ../nbs/20_cli.ipynb #c011
-def write_surface_outputs(surf, out:Path, title:str='')->pd.DataFrame:
-    "Write surface.csv, summary.csv/.md, marginals.csv and one PNG per model and method; return the summary"
+def write_surface_outputs(surf, out:Path, title:str='',
+                          meta:dict|None=None # provenance (`run_meta`): written to meta.json, MOS direction into the summary
+                         )->pd.DataFrame:
+    "Write surface.csv, summary.csv/.md, marginals.csv, meta.json and one PNG per model and method; return the summary"
     import matplotlib; matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     surf.to_frame().to_csv(out/'surface.csv', index=False)
     summ = surf.summary()
+    if meta is not None:
+        summ['mos_direction'] = meta['mos_direction']
+        (out/'meta.json').write_text(json.dumps(meta, indent=1, ensure_ascii=False) + '\n')
     summ.to_csv(out/'summary.csv', index=False)
-    (out/'summary.md').write_text((f'# {title}\n\n' if title else '') + summ.to_markdown(index=False, floatfmt='.4f') + '\n')
+    note = '' if meta is None else (f"MOS column `{meta['mos_column']}`: {meta['mos_direction']} is better"
+                                    + (f"; predictions negated to agree: {', '.join(meta['predictions_negated'])}" if meta['predictions_negated'] else '') + '\n\n')
+    (out/'summary.md').write_text((f'# {title}\n\n' if title else '') + note + summ.to_markdown(index=False, floatfmt='.4f') + '\n')
     marg = [surf.marginal(m, meth, ax).rename(f'{m}|{meth}|{ax}').reset_index(drop=True)
             for m in surf.models for meth in surf.methods for ax in ('Q', 'D')]
     pd.concat([pd.Series(surf.Q, name='Q'), pd.Series(surf.D, name='Qd')] + marg, axis=1).to_csv(out/'marginals.csv', index=False)
@@ -106,9 +140,10 @@ def write_surface_outputs(surf, out:Path, title:str='')->pd.DataFrame:
 
 def cmd_surface(a):
     sc, inp = inputs_from_args(a)
+    _say_direction(sc)
     t = time.perf_counter()
     surf = correlation_surface(inp, n_grid=a.grid_res, methods=a.method, kendall=a.kendall, device=a.device, progress=True)
-    summ = write_surface_outputs(surf, a.out, Path(a.file).stem)
+    summ = write_surface_outputs(surf, a.out, Path(a.file).stem, run_meta(a, sc, grid_res=a.grid_res))
     print(summ.to_string(index=False, float_format=lambda v: f'{v:.4f}'))
     print(f"surface {a.grid_res}x{a.grid_res}, {len(inp.mos)} images, {len(inp.models)} model(s) in {time.perf_counter() - t:.1f} s; wrote {a.out}")
 
@@ -160,6 +195,7 @@ PLUGINS = ('gmc_nb.report', 'gmc_nb.degrade', 'gmc_nb.lmm', 'gmc_nb.debias')
 def build_parser()->argparse.ArgumentParser:
     "The `gmc` parser with every subcommand, including those registered by component modules"
     p = argparse.ArgumentParser(prog='gmc', description='Granularity-Modulated Correlation and LMM debiasing for IQA')
+    p.add_argument('--debug', action='store_true', help='show the full traceback of an error')
     sub = p.add_subparsers(dest='command', required=True)
     for add in (add_points, add_surface, add_example): add(sub)
     for mod in PLUGINS:
@@ -168,11 +204,49 @@ def build_parser()->argparse.ArgumentParser:
             if e.name == mod: continue       # component not installed in this version
             raise
         if hasattr(m, 'register_cli'): m.register_cli(sub)
+    for sp in sub.choices.values():          # `gmc points ... --debug` works too
+        try: sp.add_argument('--debug', action='store_true', default=argparse.SUPPRESS, help='show the full traceback of an error')
+        except argparse.ArgumentError: pass  # the subcommand defines its own
     return p
 
+def user_errors()->tuple:
+    "Exception types that mean bad input, not a bug: reported in one line with exit status 2"
+    errs = [ValueError, OSError, MemoryError]
+    try:
+        from PIL import Image, UnidentifiedImageError
+        errs += [UnidentifiedImageError, Image.DecompressionBombError]
+    except ImportError: pass
+    try:
+        from safetensors import SafetensorError
+        errs.append(SafetensorError)
+    except ImportError: pass
+    return tuple(errs)
+
+def one_line(e:BaseException)->str:
+    "The exception's message on one line (its type when it has none)"
+    msg = ' '.join(str(e).split())
+    if isinstance(e, MemoryError): return f"out of memory{': ' + msg if msg else ''} (try a smaller grid, batch or image size)"
+    return msg or type(e).__name__
+
+def _where(e:BaseException)->str:
+    "file:line of the innermost frame inside gmc_nb (else the innermost frame)"
+    tb = traceback.extract_tb(e.__traceback__)
+    ours = [f for f in tb if Path(f.filename).parent.name == 'gmc_nb'] or tb
+    return f"{Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else '?'
+
 def main(argv=None)->None:
-    "Run `gmc`; bad input exits with status 2 and a one-line message instead of a traceback"
+    "Run `gmc`; a user error prints one line and exits 2, a bug one line and exits 1, `--debug` shows the traceback"
     a = build_parser().parse_args(argv)
+    debug = getattr(a, 'debug', False)
     try: a.func(a)     # handlers may return values for notebook use; the console script ignores them
-    except (ValueError, FileNotFoundError) as e:
-        print(f"gmc {a.command}: error: {e}", file=sys.stderr); sys.exit(2)
+    except KeyboardInterrupt:
+        if debug: raise
+        print(f"gmc {a.command}: interrupted", file=sys.stderr); sys.exit(130)
+    except user_errors() as e:
+        if debug: raise
+        print(f"gmc {a.command}: error: {one_line(e)}", file=sys.stderr); sys.exit(2)
+    except Exception as e:
+        if debug: raise
+        print(f"gmc {a.command}: internal error (a bug in gmc_nb, please report it with the output of --debug): "
+              f"{type(e).__name__}: {one_line(e)} at {_where(e)}", file=sys.stderr)
+        sys.exit(1)

@@ -13,22 +13,28 @@ from scipy import stats
 from .data import as_values, check_scores
 from .std import resolve_std, floor_std, STD_FLOOR
 from .regulator import regulator_weights
-from .modulator import pair_weights
 
 # %% auto #0
-__all__ = ['RANKS', 'METHODS', 'KERNELS', 'score_ranks', 'weighted_correlation', 'GMCInputs', 'gmc_inputs', 'gmc_point_loop',
-           'c_kernel', 'c_kernel_status', 'gmc_points', 'gmc_grid']
+__all__ = ['RANKS', 'METHODS', 'KERNELS', 'LOG_TINY', 'score_ranks', 'weighted_correlation', 'GMCInputs', 'gmc_inputs',
+           'gmc_point_loop', 'c_kernel', 'c_kernel_status', 'gmc_points', 'gmc_grid']
 
 # %% ../nbs/04_correlation.ipynb #c006
 RANKS = ('dense', 'average')
 
 def score_ranks(x,                 # values to rank
-                ranks:str='dense'  # 'dense' (reference) or 'average' (scipy.stats.rankdata)
+                ranks:str='dense', # 'dense' (reference) or 'average' (scipy.stats.rankdata)
+                counts=None        # multiplicity of each value (a bootstrap draw); None: each value once
                )->np.ndarray:
     "Ranks of `x` as floats, by the one rank definition used everywhere in gmc_nb"
     x = np.asarray(x, float)
-    if ranks == 'dense': return np.unique(x, return_inverse=True)[1].reshape(-1).astype(float)
-    if ranks == 'average': return stats.rankdata(x)
+    if ranks not in RANKS: raise ValueError(f"ranks: unknown rank definition {ranks!r}; choose one of {RANKS}")
+    u, inv = np.unique(x, return_inverse=True); inv = inv.reshape(-1)
+    if ranks == 'dense': return inv.astype(float)         # dense ranks do not depend on how often a value occurs
+    if counts is None: return stats.rankdata(x)
+    c = np.asarray(counts, float)
+    if c.shape != x.shape or (c <= 0).any(): raise ValueError(f"counts: need {len(x)} positive multiplicities, got shape {c.shape}")
+    tot = np.bincount(inv, weights=c, minlength=len(u))    # copies per distinct value
+    return (np.cumsum(tot) - (tot - 1) / 2)[inv]           # mid-rank of each value in the multiset
     raise ValueError(f"ranks: unknown rank definition {ranks!r}; choose one of {RANKS}")
 
 # %% ../nbs/04_correlation.ipynb #c010
@@ -40,16 +46,25 @@ def weighted_correlation(w,          # pair weights, shape (m,)
                          kendall:str='a'    # KRCC variant: 'a' (reference) or 'b'
                         )->float:
     "The generalized correlation of weighted pairs"
-    w, a, b = (np.asarray(v, float) for v in (w, a, b))
+    w = np.asarray(w, float)
     with np.errstate(invalid='ignore', divide='ignore'):
         if method in ('PLCC', 'SRCC'):
+            a, b = _unit_scale(a, centre=False), _unit_scale(b, centre=False)
             return np.sum(w * a * b) / (np.sqrt(np.sum(w * a * a)) * np.sqrt(np.sum(w * b * b)))
-        if method == 'KRCC':
-            sa, sb = np.sign(a), np.sign(b)
+        if method == 'KRCC':   # signs of the unscaled differences: scaling could flush a tiny difference to 0
+            sa, sb = np.sign(np.asarray(a, float)), np.sign(np.asarray(b, float))
             if kendall == 'a': return np.sum(w * sa * sb) / np.sum(w)
             if kendall == 'b': return np.sum(w * sa * sb) / np.sqrt(np.sum(w * sa * sa) * np.sum(w * sb * sb))
             raise ValueError(f"kendall: unknown variant {kendall!r}; choose 'a' or 'b'")
     raise ValueError(f"method: unknown correlation {method!r}; choose one of {METHODS}")
+
+def _unit_scale(x, centre:bool=True):
+    """`x` times the power of two that brings its spread (max − min, or max |x| with `centre=False`) into
+    [0.5, 1): exact, so signs, ties and ranks are unchanged, and no pair product can overflow or underflow"""
+    x = np.asarray(x, float)
+    spread = x.max() / 2 - x.min() / 2 if centre else np.abs(x).max() / 2 if x.size else 0.
+    if not (np.isfinite(spread) and spread > 0): return x
+    return np.ldexp(x, -int(np.frexp(spread)[1]) - 1)
 
 # %% ../nbs/04_correlation.ipynb #c015
 @dataclass
@@ -64,6 +79,12 @@ class GMCInputs:
     ranks: str             # rank definition for SRCC
     std_source: str        # where the std came from
     regulator: str         # which regulator made rho
+    extent: tuple = None   # (min, max) MOS that query points are checked against; None: those of `mos`.
+    counts: np.ndarray = None # (n,) multiplicity of each image in a bootstrap resample (average ranks count copies); None: 1 each
+                           # A resample keeps the full data's extent, so a shared grid stays valid.
+
+    def __post_init__(self):
+        if self.extent is None: self.extent = (float(np.min(self.mos)), float(np.max(self.mos)))
 
 def _as_models(pred, n):
     if isinstance(pred, pd.DataFrame): return [str(c) for c in pred.columns], [pred[c].to_numpy() for c in pred.columns]
@@ -90,7 +111,7 @@ def gmc_inputs(mos,                      # MOS per image
     names, cols = _as_models(pred, len(mos))
     cols = [check_scores(mos, c, f"prediction {nm!r}")[1] for nm, c in zip(names, cols)]
     if not (np.isfinite(tau) and tau > 0): raise ValueError(f"tau (std_scale): must be a positive number, got {tau}")
-    raw_std, source = resolve_std(mos, std, std_file, phi)
+    raw_std, source = resolve_std(mos, std, std_file, phi, std_floor)
     if weights_file is not None:
         w, reg = regulator_weights(mos, weights_file=weights_file), f'file {weights_file}'
     elif isinstance(rho, str):
@@ -112,7 +133,8 @@ def gmc_point_loop(inp:GMCInputs,    # validated inputs
     "GMC at one point by the reference's offset loop: the plain O(n²) baseline"
     y, p, s, rho, tau = inp.mos, inp.preds[:, model], inp.std, inp.rho, inp.tau
     if method == 'SRCC': x1, x2 = score_ranks(y, inp.ranks), score_ranks(p, inp.ranks)
-    else: x1, x2 = y, p
+    elif method == 'KRCC': x1, x2 = score_ranks(y, 'dense'), score_ranks(p, 'dense')   # same signs as the values, no underflow
+    else: x1, x2 = _unit_scale(y), _unit_scale(p)   # exact power-of-two scaling: no overflow in the pair sums
     s2 = (tau * s) ** 2
     gs = np.exp(-(Q - y) ** 2 / (2 * s2)) * rho
     acc = np.zeros(5)
@@ -191,8 +213,9 @@ class _Kernel:
 
 def _features(inp):
     "Per-image quantities whose pair differences the sums need: y, ranks of y, then per model p_k, ranks of p_k"
-    f = [inp.mos, score_ranks(inp.mos, inp.ranks)]
-    for k in range(inp.preds.shape[1]): f += [inp.preds[:, k], score_ranks(inp.preds[:, k], inp.ranks)]
+    c = inp.counts
+    f = [_unit_scale(inp.mos), score_ranks(inp.mos, inp.ranks, c)]          # values scaled by a power of two (exact)
+    for k in range(inp.preds.shape[1]): f += [_unit_scale(inp.preds[:, k]), score_ranks(inp.preds[:, k], inp.ranks, c)]
     return np.ascontiguousarray(np.stack(f))
 
 def _row_spec(m, methods, kendall='a', weight:bool=True):
@@ -202,14 +225,14 @@ def _row_spec(m, methods, kendall='a', weight:bool=True):
     spec = [('one', 0, 0, 0)] if weight or ('KRCC' in methods and kendall == 'a') else []
     if 'PLCC' in methods: spec.append(('a2', 1, 0, 0))
     if 'SRCC' in methods: spec.append(('ra2', 1, 1, 1))
-    if 'KRCC' in methods and kendall == 'b': spec.append(('sa2', 2, 0, 0))
+    if 'KRCC' in methods and kendall == 'b': spec.append(('sa2', 2, 1, 1))   # signs from ranks: exact, never flushed to 0
     for k in range(m):
         p, rp = 2 + 2 * k, 3 + 2 * k
         if 'PLCC' in methods: spec += [(('ab', k), 1, 0, p), (('b2', k), 1, p, p)]
         if 'SRCC' in methods: spec += [(('rab', k), 1, 1, rp), (('rb2', k), 1, rp, rp)]
         if 'KRCC' in methods:
-            spec.append((('ss', k), 2, 0, p))
-            if kendall == 'b': spec.append((('sb2', k), 2, p, p))
+            spec.append((('ss', k), 2, 1, rp))
+            if kendall == 'b': spec.append((('sb2', k), 2, rp, rp))
     return spec
 
 def _finish(S, spec, m, methods, kendall):
@@ -350,12 +373,37 @@ int gmc_pair_sums(int64_t n, int64_t P, int64_t R, const double *L, const double
 _C_FLAGS = ['-O3', '-fno-math-errno', '-fno-trapping-math', '-fopenmp-simd', '-shared', '-fPIC']
 _C_STATE = {}
 
-def _cache_dir():
+def _is_private(path, kind)->str:
+    "'' when `path` is a `kind` ('dir' or 'file', no symlink) owned by this user with no group/other write bit, else why not"
+    import stat
+    try: st = os.lstat(path)
+    except OSError as e: return f'cannot stat: {e.strerror}'
+    if not (stat.S_ISDIR if kind == 'dir' else stat.S_ISREG)(st.st_mode): return f'not a plain {kind}'
+    if st.st_uid != os.geteuid(): return f'owned by uid {st.st_uid}, not {os.geteuid()}'
+    if st.st_mode & 0o022: return f'mode {stat.S_IMODE(st.st_mode):o} is writable by group or others'
+    return ''
+
+def _cache_dir()->str:
+    """The kernel's cache folder: `$GMC_NB_CACHE`, else `$XDG_CACHE_HOME/gmc_nb` or `~/.cache/gmc_nb`, created
+    mode 0700. When it cannot be created or is not private (`_is_private`), a fresh private temp folder for
+    this process, with a warning: a shared object is never loaded from where another user can write"""
+    if 'dir' in _C_STATE: return _C_STATE['dir']
     d = os.environ.get('GMC_NB_CACHE') or os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'gmc_nb')
+    why = ''
     try:
-        os.makedirs(d, exist_ok=True); return d
-    except OSError:
-        import tempfile; return tempfile.gettempdir()
+        if not os.path.lexists(d):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            os.chmod(d, 0o700)                     # makedirs' mode is masked by the umask: set it exactly
+        why = _is_private(d, 'dir')
+    except OSError as e: why = f'cannot create it: {e.strerror or e}'
+    if why:
+        import atexit, shutil, tempfile, warnings
+        tmp = tempfile.mkdtemp(prefix='gmc_nb-kernel-')        # mode 0700, unpredictable name
+        atexit.register(shutil.rmtree, tmp, True)
+        warnings.warn(f"gmc_nb: kernel cache {d} is not usable ({why}); building in the private folder {tmp} for this process")
+        d = tmp
+    _C_STATE['dir'] = d
+    return d
 
 def _cpu_tag():
     "What the compiled file depends on besides source and compiler: machine and CPU flags (the build uses -march=native)"
@@ -366,41 +414,67 @@ def _cpu_tag():
     except OSError: pass
     return platform.machine() + platform.processor() + flags
 
+def _find_cc():
+    import shutil
+    return os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc') or shutil.which('clang')
+
+def _kernel_file(cc)->str:
+    "File name of the compiled kernel: a hash of source, compiler, flags and CPU, so a change rebuilds"
+    import hashlib
+    return f"gmc_kernel_{hashlib.sha1(chr(0).join([_C_SOURCE, cc, ' '.join(_C_FLAGS), _cpu_tag()]).encode()).hexdigest()[:16]}.so"
+
+def _build(cc, so)->tuple:
+    "Compile the kernel to a fresh private temp name beside `so`; `(temp path, '')` or `(None, why)`"
+    import subprocess, tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        c, out = os.path.join(tmp, 'k.c'), os.path.join(tmp, 'k.so')
+        with open(c, 'w') as fh: fh.write(_C_SOURCE)
+        try:
+            for arch in (['-march=native'], []):          # some compilers lack -march=native
+                r = subprocess.run([cc, *_C_FLAGS, *arch, c, '-o', out], capture_output=True, text=True)
+                if r.returncode == 0: break
+        except OSError as e: return None, f'compiler {cc} could not run: {e}'
+        if r.returncode != 0: return None, f'compiling with {cc} failed: {r.stderr.strip()[-300:]}'
+        fd, part = tempfile.mkstemp(prefix='.' + os.path.basename(so) + '.', dir=os.path.dirname(so))   # mode 0600
+        with os.fdopen(fd, 'wb') as dst, open(out, 'rb') as src: dst.write(src.read())
+        os.chmod(part, 0o700)                         # owner only, whatever the umask
+        return part, ''
+
+def _load_kernel(path):
+    "`ctypes` library with the kernel's signatures; OSError if it does not load, AttributeError if a symbol is missing"
+    import ctypes
+    lib = ctypes.CDLL(path)
+    lib.gmc_pair_sums.restype = ctypes.c_int
+    lib.gmc_pair_sums.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_void_p] * 4 + [ctypes.c_int64] + \
+                                 [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 2 + [ctypes.c_void_p]
+    lib.gmc_exp_array.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
+    return lib
+
 def c_kernel():
-    "The compiled CPU kernel as a `ctypes` library, or None (the reason is in `c_kernel_status()`)"
+    """The compiled CPU kernel as a `ctypes` library, or None (the reason is in `c_kernel_status()`). A cached
+    file is loaded only when it is a plain file owned by this user, not writable by group or others, in a
+    private folder; otherwise, or when it is empty or fails to load or lacks a symbol, it is rebuilt: compiled
+    to a temp name in the same folder, loaded from there, then renamed over the old entry (atomic)"""
     if 'lib' in _C_STATE: return _C_STATE['lib']
-    import ctypes, hashlib, shutil, subprocess, tempfile
     lib, why = None, ''
     if os.environ.get('GMC_NB_KERNEL', '').lower() == 'torch': why = 'GMC_NB_KERNEL=torch'
+    elif (cc := _find_cc()) is None: why = 'no C compiler found (set CC)'
     else:
-        cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc') or shutil.which('clang')
-        if cc is None: why = 'no C compiler found (set CC)'
-        else:
-            key = hashlib.sha1('\0'.join([_C_SOURCE, cc, ' '.join(_C_FLAGS), _cpu_tag()]).encode()).hexdigest()[:16]
-            so = os.path.join(_cache_dir(), f'gmc_kernel_{key}.so')
-            if not os.path.exists(so):
-                with tempfile.TemporaryDirectory() as tmp:
-                    c, out = os.path.join(tmp, 'k.c'), os.path.join(tmp, 'k.so')
-                    with open(c, 'w') as fh: fh.write(_C_SOURCE)
-                    try:
-                        for arch in (['-march=native'], []):          # some compilers lack -march=native
-                            r = subprocess.run([cc, *_C_FLAGS, *arch, c, '-o', out], capture_output=True, text=True)
-                            if r.returncode == 0: break
-                        if r.returncode == 0:
-                            part = f'{so}.{os.getpid()}'
-                            shutil.copy(out, part); os.replace(part, so)   # atomic: parallel processes may race
-                        else: why = f'compiling with {cc} failed: {r.stderr.strip()[-300:]}'
-                    except OSError as e: why = f'compiler {cc} could not run: {e}'
-            if os.path.exists(so):
+        so = os.path.join(_cache_dir(), _kernel_file(cc))
+        bad = 'missing' if not os.path.lexists(so) else _is_private(so, 'file') or ('empty' if os.path.getsize(so) == 0 else '')
+        if not bad:
+            try: lib = _load_kernel(so); why = f'compiled: {so}'
+            except (OSError, AttributeError) as e: bad = f'does not load: {e}'
+        if lib is None:
+            part, why = _build(cc, so)
+            if part is not None:
                 try:
-                    lib = ctypes.CDLL(so)
-                    lib.gmc_pair_sums.restype = ctypes.c_int
-                    lib.gmc_pair_sums.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_void_p] * 4 + [ctypes.c_int64] + \
-                                                 [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 2 + [ctypes.c_void_p]
-                    lib.gmc_exp_array.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
-                    why = f'compiled: {so}'
-                except OSError as e: lib, why = None, f'loading failed: {e}'
-            elif not why: why = 'not built'
+                    lib = _load_kernel(part)                  # load under the unique temp name, then publish it
+                    os.replace(part, so); why = f'compiled: {so}' + ('' if bad == 'missing' else f' (rebuilt: the cached file {bad})')
+                except (OSError, AttributeError) as e:
+                    lib, why = None, f'loading failed: {e}'
+                finally:
+                    if os.path.lexists(part): os.unlink(part)
     _C_STATE.update(lib=lib, why=why)
     return lib
 
@@ -449,6 +523,55 @@ def _c_point_sums(inp, Qs, Ds, spec, workers, progress):
         if bar is not None: bar.close()
     return total, shift
 
+def _check_device(device):
+    "The resolved device string, or a ValueError naming `device` (`gmc_nb.data.check_device` where it exists)"
+    from gmc_nb import data
+    if hasattr(data, 'check_device'): return data.check_device(device)
+    import re
+    if not isinstance(device, str) or not re.fullmatch(r'auto|cpu|mps|cuda(:\d+)?', device):
+        raise ValueError(f"device: unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    if device == 'cpu': return device
+    torch = _torch()
+    if device == 'auto': return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if device == 'mps':
+        if not torch.backends.mps.is_available(): raise ValueError("device: 'mps' is not available on this machine")
+        return device
+    k = int(device.split(':')[1]) if ':' in device else 0
+    if not torch.cuda.is_available() or k >= torch.cuda.device_count():
+        raise ValueError(f"device: {device!r} is not available (CUDA devices: {torch.cuda.device_count() if torch.cuda.is_available() else 0})")
+    return device
+
+def _memory_limit(device='cpu')->float:
+    "Bytes a computation may allocate: `$GMC_NB_MAX_MEMORY` (GB), else the free memory of the device"
+    env = os.environ.get('GMC_NB_MAX_MEMORY')
+    if env:
+        try: return float(env) * 1e9
+        except ValueError: raise ValueError(f"GMC_NB_MAX_MEMORY: not a number of GB: {env!r}") from None
+    if device.startswith('cuda'): return float(_torch().cuda.mem_get_info(device)[0])
+    try:
+        with open('/proc/meminfo') as fh:
+            for l in fh:
+                if l.startswith('MemAvailable:'): return float(l.split()[1]) * 1024
+    except OSError: pass
+    try: return float(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))
+    except (ValueError, OSError, AttributeError): return math.inf
+
+def _check_memory(nbytes, what, device='cpu'):
+    "ValueError naming `what` when `nbytes` is over `_memory_limit`: refuse before allocating, not after"
+    limit = _memory_limit(device)
+    if nbytes > limit:
+        raise ValueError(f"{what} needs about {nbytes / 1e9:.3g} GB of memory, over the {limit / 1e9:.3g} GB available "
+                         "(set GMC_NB_MAX_MEMORY, in GB, to change the limit); use fewer points")
+
+def _check_inside(x, lo, hi, what, extrapolate):
+    "ValueError naming the first value of `x` outside [lo, hi] (the data), unless `extrapolate`"
+    if extrapolate: return
+    bad = np.flatnonzero((x < lo) | (x > hi))
+    if bad.size:
+        k = int(bad[0])
+        raise ValueError(f"{what.format(k)} = {x[k]:.10g} is outside the data, [{lo:.10g}, {hi:.10g}] ({bad.size} value(s) outside); "
+                         "pass extrapolate=True (command line: --extrapolate) to evaluate there anyway")
+
 def _use_c(kernel, device):
     if kernel not in KERNELS: raise ValueError(f"kernel: unknown kernel {kernel!r}; choose one of {KERNELS}")
     if kernel == 'torch' or device != 'cpu': return False
@@ -471,6 +594,7 @@ def gmc_points(mos,                  # MOS per image (or a `GMCInputs`, then the
                block:int|None=None,  # torch path: pairs per block (default: 16384 on CPU, 2**25/points on GPU)
                progress:bool=False,  # show a progress bar
                kernel:str='auto',    # CPU: 'c' (compiled kernel), 'torch', or 'auto' (C when it builds)
+               extrapolate:bool=False, # allow points outside the data (Q outside [min, max] MOS, D above the range)
                **kw                  # more `gmc_inputs` options (std_floor, phi, ranks, std_file, weights_file)
               )->pd.DataFrame:
     "GMC correlations at the query points (Q, D): one row per point (and model), in the input order"
@@ -478,7 +602,13 @@ def gmc_points(mos,                  # MOS per image (or a `GMCInputs`, then the
     methods = _check_methods(methods, kendall)
     Q = as_values(Q, 'Q'); D = as_values(D, 'D (|ΔMOS|)', n=len(Q))
     if (D < 0).any(): raise ValueError(f"D (|ΔMOS|): negative value {D[D < 0][0]} at row {int(np.flatnonzero(D < 0)[0])}")
+    device = _check_device(device)
+    elo, ehi = inp.extent
+    _check_inside(Q, elo, ehi, 'query point {}: Q', extrapolate)
+    _check_inside(D, 0., ehi - elo, 'query point {}: D (|ΔMOS|)', extrapolate)
     m, spec = inp.preds.shape[1], _row_spec(inp.preds.shape[1], methods, kendall)
+    _check_memory(8. * len(Q) * (2 * len(inp.mos) + len(spec) * (16 * _workers(workers, device) + 2)),
+                  f"{len(Q)} query points", device)
     lo, rng = inp.mos.min(), np.ptp(inp.mos)
     if _use_c(kernel, device):
         S, shift = _c_point_sums(inp, (Q - lo) / rng, D / rng, spec, _workers(workers, 'cpu'), progress)
@@ -495,7 +625,7 @@ def gmc_points(mos,                  # MOS per image (or a `GMCInputs`, then the
             XT, MT = kern.log_features(i, j), kern.rows(i, j, spec)            # (6, C), (R, C)
             out = torch.empty(R, P, dtype=torch.float64, device=device)
             for q0 in range(0, P, pc):
-                W = ZT[q0:q0 + pc] @ XT; W.exp_()                                 # (pc, C) pair weights
+                W = ZT[q0:q0 + pc] @ XT; W.masked_fill_(W < -708., -math.inf); W.exp_()   # (pc, C) pair weights, 0 below e^-708 as in C
                 out[:, q0:q0 + pc] = MT @ W.T                                     # pair sums
             return out.T
         S = _run_blocks(kern, block, fn, P * R, _workers(workers, device), progress, 'GMC pairs').reshape(P, R)
@@ -513,6 +643,13 @@ def gmc_points(mos,                  # MOS per image (or a `GMCInputs`, then the
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 # %% ../nbs/04_correlation.ipynb #c039
+def _grid_bytes(n, nQ, nD, R, workers, block, device='cpu'):
+    "Memory `gmc_grid` allocates, in bytes: sums per worker and in total, each worker's block products, image weights"
+    block = block or (4096 if device == 'cpu' else 2 ** 16)
+    return 8. * (R * nD * nQ * (2 * workers + 2) + workers * block * (nQ + (R + 1) * nD) + 2 * n * nQ)
+
+LOG_TINY = float(np.log(np.finfo(float).tiny))   # log of the smallest normal double, about -708.4
+
 def gmc_grid(mos,                    # MOS per image (or a `GMCInputs`)
              pred=None,              # predictions, as in `gmc_points`
              Qs=None, Ds=None,       # grid axes: MOS levels (nQ,) and |ΔMOS| levels (nD,)
@@ -520,38 +657,71 @@ def gmc_grid(mos,                    # MOS per image (or a `GMCInputs`)
              methods=METHODS, kendall:str='a', device:str='cpu', workers:int|None=None,
              block:int|None=None, progress:bool=False,
              precision:str='double', # 'double', or 'single' for the matrix products (about twice as fast, ~1e-6)
-             log_weight:bool=True,   # also sum the total pair weight per cell (False: skip it unless tau-a needs it)
+             log_weight:bool=True,   # return the log total pair weight per cell (always summed: it marks empty cells; tau-a returns it too)
+             extrapolate:bool=False, # allow axis values outside the data (`inp.extent`)
              **kw)->dict:
     "GMC on the grid Ds × Qs: {'Q', 'D', 'models', 'values': {(model, method): (nD, nQ) array}, 'log_weight'}"
     inp = mos if isinstance(mos, GMCInputs) else gmc_inputs(mos, pred, std, rho, tau, **kw)
     methods = _check_methods(methods, kendall)
     Qg = as_values(Qs, 'Qs'); Dg = as_values(Ds, 'Ds')
     if (Dg < 0).any(): raise ValueError(f"Ds: negative value {Dg[Dg < 0][0]}")
+    if precision not in ('double', 'single'): raise ValueError(f"precision: must be 'double' or 'single', got {precision!r}")
+    device = _check_device(device)
+    elo, ehi = inp.extent
+    _check_inside(Qg, elo, ehi, 'Qs[{}]', extrapolate)
+    _check_inside(Dg, 0., ehi - elo, 'Ds[{}]', extrapolate)
+    R = len(_row_spec(inp.preds.shape[1], methods, kendall, True))
+    _check_memory(_grid_bytes(len(inp.mos), len(Qg), len(Dg), R, _workers(workers, device), block, device),
+                  f"grid: {len(Dg)} × {len(Qg)} cells", device)
     kern = _Kernel(inp, device); torch = kern.torch
     Qt = torch.tensor((Qg - kern.lo) / kern.rng, device=device)
     Dt = torch.tensor(Dg / kern.rng, device=device)
     L = kern.image_logweights(Qt)                        # (nQ, n)
     colmax = L.max(1).values
-    if precision not in ('double', 'single'): raise ValueError(f"precision: must be 'double' or 'single', got {precision!r}")
     dt = torch.float64 if precision == 'double' else torch.float32
-    U = torch.exp(L - colmax[:, None]).T.contiguous().to(dt)   # (n, nQ), each column's max is 1
-    spec = _row_spec(kern.m, methods, kendall, log_weight)
+    U = torch.exp(L - colmax[:, None]).T.contiguous()          # (n, nQ) in double, each column's max is 1
+    spec = _row_spec(kern.m, methods, kendall, True)   # the total weight is always summed: it tells an empty cell
     nQ, nD, R = len(Qg), len(Dg), len(spec)
     block = block or ((4096 if precision == 'double' else 2048) if device == 'cpu' else 2 ** 16)   # CPU: blocks that stay in cache
-    u, s2, Dd = kern.u.to(dt), kern.s2.to(dt), Dt.to(dt)
+    u, s2, Dd = kern.u, kern.s2, Dt
     def fn(i, j):
-        F = U[i] * U[j]                                                   # (C, nQ)
+        F = U[i] * U[j]                                                   # (C, nQ), double
         A = (u[i] - u[j]).abs(); V = s2[i] + s2[j]
-        E = ((Dd[None, :] - A[:, None]) ** 2 * (-0.5 / V[:, None])).exp_()  # (C, nD)
-        MT = kern.rows(i, j, spec).to(dt)                                 # (R, C)
+        E = ((Dd[None, :] - A[:, None]) ** 2 * (-0.5 / V[:, None])).exp_()  # (C, nD), double
+        MT = kern.rows(i, j, spec)                                        # (R, C)
+        if dt == torch.float32:
+            # single: scale each Q column of F and each D row of E by its largest value in this block and carry
+            # the scales as exact double factors. float32 then drops only weights below 1e-38 of those maxima;
+            # where a cell's largest weight in the block may itself lie below 1e-25 of them (lower bound `lb`:
+            # the pair that is largest in F, or in E), float32 could lose what matters: that block is done in double
+            fq, cq = F.max(0); ed, cd = E.max(0)                              # (nQ,), (nD,)
+            fq1, ed1 = torch.where(fq > 0, fq, 1.), torch.where(ed > 0, ed, 1.)
+            Fn, En = F / fq1, E / ed1
+            lb = torch.maximum(En[cq].T, Fn[cd])                              # (nD, nQ) lower bound of the cell max
+            live = (ed[:, None] > 0) & (fq[None, :] > 0)
+            if not (live & (lb < 1e-25)).any():
+                EM = (MT.T.to(dt)[:, :, None] * En.to(dt)[:, None, :]).reshape(len(A), R * nD)
+                out = (EM.T @ Fn.to(dt)).double().reshape(R, nD, nQ) * ed1[None, :, None] * fq1[None, None, :]
+                return out.reshape(R * nD, nQ)
         EM = (MT.T[:, :, None] * E[:, None, :]).reshape(len(A), R * nD)   # (C, R·nD)
-        return (EM.T @ F).double()                                        # (R·nD, nQ), summed in double
+        return EM.T @ F                                                   # (R·nD, nQ)
     S = _run_blocks(kern, block, fn, R * nD * nQ, _workers(workers, device), progress, 'GMC grid')
     S = np.moveaxis(S.reshape(R, nD, nQ), 0, -1)                          # (nD, nQ, R)
     res = _finish(S, spec, kern.m, methods, kendall)
-    logw = None
-    if spec[0][0] == 'one':
-        with np.errstate(divide='ignore'):
-            logw = np.log(S[..., 0]) + 2 * colmax.cpu().numpy()[None, :]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        logw = np.log(S[..., 0]) + 2 * colmax.cpu().numpy()[None, :]
+    # a cell whose pairs weigh less than the smallest normal double in all is empty, as in the point kernels (whose
+    # exp flushes such weights to 0): its sums are subnormal and their ratios lose digits (|r| > 1 was seen)
+    empty = ~(logw >= LOG_TINY)
+    for v in res.values(): v[empty] = np.nan
+    lost = ~empty & np.logical_or.reduce([~np.isfinite(v) for v in res.values()])
+    if precision == 'single' and lost.any():
+        # a cell with weight whose coefficient single precision could not form (all of its informative pairs far
+        # below the block's heaviest): those rows and columns again in double
+        r, c = np.unique(np.nonzero(lost)[0]), np.unique(np.nonzero(lost)[1])
+        again = gmc_grid(inp, Qs=Qg[c], Ds=Dg[r], methods=methods, kendall=kendall, device=device, workers=workers,
+                         precision='double', extrapolate=True)['values']
+        for (k, m), v in res.items(): v[np.ix_(r, c)] = again[inp.models[k], m]
     return dict(Q=Qg, D=Dg, models=list(inp.models), methods=methods,
-                values={(inp.models[k], m): v for (k, m), v in res.items()}, log_weight=logw)
+                values={(inp.models[k], m): v for (k, m), v in res.items()},
+                log_weight=logw if log_weight or ('KRCC' in methods and kendall == 'a') else None)

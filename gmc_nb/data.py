@@ -4,14 +4,15 @@
 
 # %% ../nbs/00_data.ipynb #c004
 from __future__ import annotations
-import os, math
+import os, re, math
 from pathlib import Path
 from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['MOS_NAMES', 'STD_NAMES', 'GMC_AUTHORS_PRED', 'as_values', 'check_scores', 'read_floats', 'read_table', 'pick_columns',
+__all__ = ['DEVICES', 'MOS_DIRECTIONS', 'MOS_NAMES', 'STD_NAMES', 'GMC_AUTHORS_PRED', 'IMAGE_NAMES', 'as_values', 'check_scores',
+           'read_floats', 'check_device', 'looks_like_dmos', 'resolve_mos_direction', 'read_table', 'pick_columns',
            'shared_data_dir', 'example_scores', 'Scores', 'read_scores']
 
 # %% ../nbs/00_data.ipynb #c006
@@ -69,18 +70,98 @@ def read_floats(path,                # text file, one number per line
     if not vals: raise ValueError(f"{field}: {path} is empty")
     return np.array(vals)
 
+# %% ../nbs/00_data.ipynb #dev02
+DEVICES = ('auto', 'cpu', 'cuda', 'cuda:N', 'mps')
+
+def check_device(device:str='auto' # 'auto' (cuda when available, else cpu), 'cpu', 'cuda', 'cuda:N' or 'mps'
+                )->str:
+    "The resolved device string, or a `ValueError` naming `device` when it is unknown or not available here"
+    if not isinstance(device, str): raise ValueError(f"device: expected one of {list(DEVICES)}, got {device!r}")
+    d = device.strip().lower()
+    if d == 'cpu': return 'cpu'
+    m = re.fullmatch(r'cuda(?::(\d+))?', d)
+    if d not in ('auto', 'mps') and m is None:
+        raise ValueError(f"device: {device!r} is not a device; use one of {list(DEVICES)}")
+    import torch
+    if d == 'auto': return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if d == 'mps':
+        if not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
+            raise ValueError(f"device: {device!r} asked for, but MPS (Apple GPU) is not available here; use 'cpu'")
+        return 'mps'
+    if not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} asked for, but CUDA is not available here "
+                         f"(torch {torch.__version__}, {'a CUDA' if torch.version.cuda else 'a CPU-only'} build); use 'cpu' or 'auto'")
+    n = torch.cuda.device_count()
+    if m.group(1) is not None and int(m.group(1)) >= n:
+        raise ValueError(f"device: {device!r} asked for, but this machine has {n} CUDA device(s) (cuda:0..cuda:{n - 1})")
+    return d
+
+# %% ../nbs/00_data.ipynb #dir02
+MOS_DIRECTIONS = ('higher', 'lower')
+
+def looks_like_dmos(column)->bool:
+    "Whether a column name says DMOS: 'dmos' at the start or the end of the name, any case"
+    c = str(column).strip().lower()
+    return c.startswith('dmos') or c.endswith('dmos')
+
+def resolve_mos_direction(column:str,            # the MOS column's name
+                          direction:str|None=None # 'higher' (MOS) or 'lower' (DMOS) is better; None: from the name
+                         )->str:
+    "'higher' or 'lower'; a DMOS-named column with no direction, or an unknown direction, is a `ValueError`"
+    if direction is not None:
+        if direction not in MOS_DIRECTIONS:
+            raise ValueError(f"mos_direction: must be one of {list(MOS_DIRECTIONS)}, got {direction!r}")
+        return direction
+    if looks_like_dmos(column):
+        raise ValueError(f"MOS column {column!r} is named like a DMOS (lower is better quality?): say which way it points "
+                         f"with mos_direction='lower' (command line --lower-better-mos) or mos_direction='higher' (--higher-better-mos)")
+    return 'higher'
+
 # %% ../nbs/00_data.ipynb #c017
 MOS_NAMES = ('mos', 'MOS', 'Ground Truth Labels', 'gt_score', 'dmos', 'DMOS', 'mos_quality')
 STD_NAMES = ('std', 'mos_std', 'SD', 'std_quality')
 GMC_AUTHORS_PRED = 'Results Scores for CC'
 
-def read_table(path)->pd.DataFrame:
-    "A CSV score table (BOM tolerated); a clear error when missing or empty"
-    path = Path(path)
-    if not path.is_file(): raise ValueError(f"table: file not found: {path}")
-    try: df = pd.read_csv(path, encoding='utf-8-sig')
+IMAGE_NAMES = ('image', 'img_name', 'dist_name', 'image_name', 'Image name', 'img_path', 'filename', 'name')
+
+def _read_csv(path, **kw):
+    try: return pd.read_csv(path, encoding='utf-8-sig', **kw)
     except pd.errors.EmptyDataError: raise ValueError(f"table: {path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ValueError(f"table: {path} is not a readable CSV file ({str(e).strip().splitlines()[-1]})") from None
+
+def _decimal_commas(df)->bool:
+    "Whether some text column holds numbers written with a decimal comma ('3,5')"
+    for c in df.columns:
+        if df[c].dtype == object or pd.api.types.is_string_dtype(df[c]):
+            v = df[c].dropna().astype(str)
+            if len(v) and v.str.fullmatch(r'\s*[-+]?\d*,\d+(?:[eE][-+]?\d+)?\s*').all(): return True
+    return False
+
+def read_table(path,                        # CSV file: comma-separated; semicolon- or tab-separated is detected
+               allow_duplicates:bool=False  # accept an image column that names an image twice
+              )->pd.DataFrame:
+    "A CSV score table (BOM tolerated, ';'/tab separators detected); a clear error when missing, empty or with repeated image ids"
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"table: {'is a directory, not a file' if path.is_dir() else 'file not found'}: {path}")
+    df = _read_csv(path)
+    if len(df.columns) == 1:      # one column: perhaps another separator (European spreadsheets write ';')
+        head = str(df.columns[0])
+        sep = next((s for s in (';', '\t') if s in head), None)
+        if sep is not None:
+            df = _read_csv(path, sep=sep)
+            if sep == ';' and _decimal_commas(df): df = _read_csv(path, sep=';', decimal=',')
     if len(df) == 0: raise ValueError(f"table: {path} has a header but no rows")
+    if not allow_duplicates:
+        img = next((c for c in IMAGE_NAMES if c in df.columns), None)
+        if img is not None:
+            dup = df[img].astype(str)[df[img].astype(str).duplicated(keep=False)]
+            if len(dup):
+                first = dup.iloc[0]; rows = list(dup.index[dup == first][:5])
+                raise ValueError(f"table: {path}: image column {img!r} names {dup.nunique()} image(s) more than once, "
+                                 f"first {first!r} at rows {rows}; remove the repeats, or allow them (allow_duplicates=True, "
+                                 f"command line --allow-duplicate-ids)")
     return df
 
 def _pick(df, name, candidates, what, required=True):
@@ -153,20 +234,34 @@ def example_scores(n:int=400,   # number of images
 class Scores:
     "MOS, optional std and one or more prediction columns of one table, validated"
     mos: np.ndarray
-    preds: pd.DataFrame
+    preds: pd.DataFrame          # predictions oriented to agree with the MOS (negated when lower MOS is better)
     std: np.ndarray|None
     columns: dict
     source: str
+    mos_direction: str = 'higher' # 'higher': a larger MOS is better quality; 'lower': a DMOS
+    negated: list = field(default_factory=list) # prediction columns negated to agree with a DMOS
+
+    def meta(self)->dict:
+        "What was read and how it was turned, for the outputs' provenance"
+        return dict(table=Path(self.source).name, mos_column=self.columns['mos'], std_column=self.columns['std'],
+                    mos_direction=self.mos_direction, models=list(self.preds.columns), predictions_negated=list(self.negated),
+                    convention="MOS, std, Q and ΔMOS in the table's units; predictions oriented so that a larger value "
+                               "means what a larger MOS means (negated for a DMOS)")
 
 def read_scores(path,                 # CSV table, generic or the GMC authors' format
                 pred_col=None,        # prediction column(s); None: detect (or all, with allow_many)
                 mos_col=None, std_col=None, # MOS / std columns; None: detect
-                allow_many:bool=False # take every numeric non-MOS/std column as a model
+                allow_many:bool=False, # take every numeric non-MOS/std column as a model
+                mos_direction:str|None=None, # 'higher' or 'lower' (DMOS) is better; None: 'higher', refused for a DMOS-named column
+                allow_duplicates:bool=False  # accept repeated image ids
                )->Scores:
-    "Read and validate a score table"
-    df = read_table(path)
+    "Read and validate a score table; with a DMOS (`mos_direction='lower'`) the predictions are negated once, here"
+    df = read_table(path, allow_duplicates=allow_duplicates)
     cols = pick_columns(df, pred_col, mos_col, std_col, allow_many)
+    direction = resolve_mos_direction(cols['mos'], mos_direction)
     mos, _ = check_scores(df[cols['mos']], None)
     preds = pd.DataFrame({c: check_scores(mos, df[c], f"prediction {c!r}")[1] for c in cols['preds']})
+    negated = list(preds.columns) if direction == 'lower' else []
+    if negated: preds = -preds
     std = as_values(df[cols['std']], f"std column {cols['std']!r}", n=len(mos), nonneg=True) if cols['std'] else None
-    return Scores(mos, preds, std, cols, str(path))
+    return Scores(mos, preds, std, cols, str(path), direction, negated)

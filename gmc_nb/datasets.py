@@ -4,16 +4,15 @@
 
 # %% ../nbs/06_datasets.ipynb #c004
 from __future__ import annotations
-import os
 from pathlib import Path
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
-from .data import as_values, read_table, pick_columns, shared_data_dir, MOS_NAMES, STD_NAMES
+from .data import as_values, read_table, pick_columns, shared_data_dir, resolve_mos_direction, IMAGE_NAMES
 
 # %% auto #0
-__all__ = ['REGISTRY', 'DIRECTIONS', 'IMAGE_NAMES', 'GMC_SETS', 'GMC_NEGATED', 'PYIQA', 'QBENCH', 'SOURCES', 'DatasetInfo',
-           'dataset_info', 'registry_table', 'validate_mos', 'IQAData', 'from_frame', 'read_csv_scores', 'gmc_models',
+__all__ = ['REGISTRY', 'DIRECTIONS', 'GMC_SETS', 'GMC_NEGATED', 'PYIQA', 'QBENCH', 'SOURCES', 'DatasetInfo', 'dataset_info',
+           'registry_table', 'validate_mos', 'IQAData', 'from_frame', 'read_csv_scores', 'gmc_models',
            'read_gmc_predictions', 'read_pyiqa_meta', 'join_predictions', 'read_qbench', 'load_dataset']
 
 # %% ../nbs/06_datasets.ipynb #c006
@@ -169,8 +168,6 @@ class IQAData:
                 f"std {'yes' if self.std is not None else 'no'}, models {self.models})")
 
 # %% ../nbs/06_datasets.ipynb #c013
-IMAGE_NAMES = ('image', 'img_name', 'dist_name', 'image_name', 'Image name', 'img_path', 'filename', 'name')
-
 def _directions(models, directions, default='higher'):
     if directions is None: directions = {}
     if isinstance(directions, str): directions = {m: directions for m in models}
@@ -188,11 +185,14 @@ def from_frame(df:pd.DataFrame,         # the table
                dataset:str|None=None,   # registry key: validates MOS range, fills MOS direction
                scale:str|None=None,     # registry scale
                mos_direction:str|None=None, # override the MOS direction ('lower' for DMOS)
+               allow_duplicates:bool=False, # accept an image named twice (default: an error naming it)
                source:str='table', name:str|None=None)->IQAData:
     "An `IQAData` from a wide table"
     if len(df) == 0: raise ValueError("table: no rows")
     if image_col is None: image_col = next((c for c in IMAGE_NAMES if c in df.columns), None)
     elif image_col not in df.columns: raise ValueError(f"image column {image_col!r} not found; columns are {list(df.columns)}")
+    if group_col is not None and group_col not in df.columns:
+        raise ValueError(f"groups: column {group_col!r} not found; columns are {list(df.columns)}")
     rest = df.drop(columns=[c for c in (image_col, group_col) if c is not None])
     cols = pick_columns(rest, models, mos_col, std_col, allow_many=True) if models is None or len(models) else \
            dict(pick_columns(rest.assign(_x=0.), '_x', mos_col, std_col), preds=[])
@@ -200,9 +200,13 @@ def from_frame(df:pd.DataFrame,         # the table
     info = dataset_info(dataset) if dataset else None
     mos = validate_mos(df[cols['mos']], dataset, scale) if info else as_values(df[cols['mos']], f"MOS column {cols['mos']!r}")
     images = pd.Index(df[image_col].astype(str) if image_col else [f'row{i}' for i in range(len(df))], name='image')
+    if not allow_duplicates and images.has_duplicates:
+        dup = images[images.duplicated()].unique()
+        raise ValueError(f"image column {image_col!r}: {len(dup)} image id(s) repeated, first {dup[0]!r}; "
+                         "remove the repeats or pass allow_duplicates=True")
     preds = pd.DataFrame({m: as_values(df[m], f'prediction {m!r}', n=len(mos)) for m in models}, index=images)
     std = as_values(df[cols['std']], f"std column {cols['std']!r}", n=len(mos), nonneg=True) if cols['std'] else None
-    md = mos_direction or (info.direction if info else 'higher')
+    md = info.direction if info and mos_direction is None else resolve_mos_direction(cols['mos'], mos_direction)
     groups = df[group_col].astype(str).to_numpy() if group_col else None
     return IQAData(name or (info.key if info else 'table'), images, mos, preds, _directions(models, directions),
                    {m: source for m in models}, std, md, groups, scale)
@@ -300,9 +304,12 @@ def join_predictions(base:IQAData, df:pd.DataFrame, image_col:str='image', direc
 QBENCH = {'koniq': ('koniq', '1-5'), 'livec': ('livec', '0-100'), 'spaq': ('spaq', '0-100'),
           'agiqa3k': ('agi', '0-5'), 'kadid': ('kadid', '1-5')}
 
-def read_qbench(dataset:str, lmms=None, pos:str='good', neg:str='poor', temperature:float=1., root=None)->IQAData:
+def read_qbench(dataset:str, lmms=None, pos:str='good', neg:str='poor',
+                temperature:float|None=None, # softmax temperature; None: Q-Bench's own T = 100 (`lmm.QBENCH_TEMPERATURE`)
+                root=None)->IQAData:
     "Q-Bench per-image LMM scores p(pos) as models of an `IQAData`"
-    from gmc_nb.lmm import read_qbench_logits, qbench_lmms, qbench_scores
+    from gmc_nb.lmm import read_qbench_logits, qbench_lmms, qbench_scores, QBENCH_TEMPERATURE
+    if temperature is None: temperature = QBENCH_TEMPERATURE
     info = dataset_info(dataset)
     if info.key not in QBENCH: raise ValueError(f"dataset: Q-Bench logits exist for {list(QBENCH)}, not {dataset!r}")
     ds, scale = QBENCH[info.key]

@@ -4,6 +4,7 @@
 
 # %% ../nbs/15_debias_explain.ipynb #c004
 from __future__ import annotations
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .degrade import as_rgb8
-from .lmm import LMM, load_model, load_image, render_prompt, answer_token_ids, get_prompt
+from .degrade import open_image
+from .lmm import LMM, load_model, render_prompt, answer_token_ids, get_prompt
 from .prompting import (check_degradations, degradation_tags, degraded_views, prompt_logits, conditional_probs,
                               QUALITY, SIMILARITY, BASELINE)
 from .aggregate import AGGREGATIONS, aggregation_weights, score_variants
@@ -26,21 +27,12 @@ def _fold_repeats(text:str) -> str:
     return re.sub(r'(<[^<>\s]{1,40}>)\1+', lambda m: f'{m.group(1)}×{len(m.group(0)) // len(m.group(1))}', text)
 
 def _prepare_image(image, image_id, max_side):
-    "(uint8 query array, id) prepared as `gmc_nb.debias` prepares a file."
-    from PIL import Image
-    if isinstance(image, (str, Path)):
-        p = Path(image)
-        if not p.is_file(): raise ValueError(f"image: file not found: {str(image)!r}")
-        with Image.open(p) as im:
-            im.load(); im = im.convert('RGB')
-        iid = p.name if image_id is None else str(image_id)
-    else:
-        im = Image.fromarray(as_rgb8(image)) if isinstance(image, np.ndarray) else load_image(image)
-        iid = '0' if image_id is None else str(image_id)
-    if max_side is not None:
-        if not isinstance(max_side, (int, np.integer)) or max_side < 8: raise ValueError(f"max_side: must be an int >= 8 or None, got {max_side!r}")
-        if max(im.size) > max_side: im = im.copy(); im.thumbnail((max_side, max_side))
-    return np.asarray(im), iid
+    "(uint8 query array, id) prepared as `gmc_nb.debias` prepares a file: `gmc_nb.degrade.open_image`, one rule for all paths."
+    if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer)) or max_side < 8):
+        raise ValueError(f"max_side: must be an int >= 8 or None, got {max_side!r}")
+    if isinstance(image, (str, os.PathLike)): iid = Path(image).name if image_id is None else str(image_id)
+    else: iid = '0' if image_id is None else str(image_id)
+    return np.asarray(open_image(image, max_side)), iid
 
 # %% ../nbs/15_debias_explain.ipynb #c007
 @dataclass
@@ -256,7 +248,7 @@ def debias_widget(model,                   # a loaded `gmc_nb.lmm.LMM`, or a mod
             out.clear_output(wait=True)
             try:
                 e = explain(pick.value, degm.value)
-                fig = plot_debias(e); plt.show()
+                plot_debias(e); plt.show()
                 for name, text in e.prompts.items():
                     print(f'{name} ({e.n_tokens[name]} tokens; answers {e.answer_ids[name]}):\n  {text!r}')
                 display(e.per_view.round(4))

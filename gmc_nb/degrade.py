@@ -8,7 +8,10 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -16,9 +19,9 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'DEGRADATIONS', 'QDEBIAS', 'as_rgb8', 'as_generator', 'image_seed', 'rgb_to_hsv', 'hsv_to_rgb',
-           'disk_kernel', 'motion_blur_at', 'plasma_fractal', 'canny', 'equalize_hist', 'truncated_distance',
-           'Degradation', 'degradation_table', 'degrade', 'gallery', 'register_cli']
+__all__ = ['MIN_SIDE', 'MAX_PIXELS', 'DEGRADATIONS', 'QDEBIAS', 'as_rgb8', 'open_image', 'as_generator', 'image_seed',
+           'rgb_to_hsv', 'hsv_to_rgb', 'disk_kernel', 'motion_blur_at', 'plasma_fractal', 'canny', 'equalize_hist',
+           'truncated_distance', 'Degradation', 'degradation_table', 'degrade', 'gallery', 'register_cli']
 
 # %% ../nbs/10_degrade.ipynb #c008
 MIN_SIDE = 8  # smallest accepted height and width
@@ -58,6 +61,100 @@ def as_rgb8(image) -> np.ndarray:
         arr = ((col * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
     if arr.shape[2] == 1: arr = np.repeat(arr, 3, axis=2)
     return np.ascontiguousarray(arr)
+
+# %% ../nbs/10_degrade.ipynb #6273a35e
+MAX_PIXELS = 100_000_000  # default limit on width x height of a file or PIL image `open_image` reads: 100 megapixels
+
+_OPEN_LOCK = threading.Lock()
+_ORIENT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}  # EXIF orientation tag -> the transpose that shows the picture upright
+
+def _open_file(path) -> Image.Image:
+    "A lazily opened PIL image (header read, pixels not decoded); ValueError naming the file otherwise."
+    p = Path(path)
+    if not p.exists(): raise ValueError(f"image: file not found: {str(path)!r}")
+    if not p.is_file(): raise ValueError(f"image: {str(path)!r} is not a file (a directory?)")
+    if p.stat().st_size == 0: raise ValueError(f"image: {str(path)!r} is empty (0 bytes)")
+    with _OPEN_LOCK:               # our own pixel limit (checked on the header) replaces PIL's DecompressionBombError
+        old = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try: return Image.open(p)
+        except Exception as e: raise ValueError(f"image: cannot read {str(path)!r} as an image: {e}") from e
+        finally: Image.MAX_IMAGE_PIXELS = old
+
+def _decode(im:Image.Image, label:str) -> Image.Image:
+    try: im.load()
+    except Exception as e: raise ValueError(f"image: cannot decode {label} (truncated or corrupt?): {e}") from e
+    return im
+
+def _orientation(im:Image.Image) -> int:
+    try: o = int(im.getexif().get(0x0112, 1))
+    except Exception: return 1    # unreadable EXIF block: leave the pixels as stored
+    return o if o in _ORIENT else 1
+
+def _thumb_size(size, max_side) -> tuple:
+    "The size `Image.thumbnail((max_side, max_side))` gives: aspect kept, each side rounded the way it rounds."
+    w, h = size
+    if w <= max_side and h <= max_side: return w, h
+    aspect = w / h
+    pick = lambda v, key: max(min(math.floor(v), math.ceil(v), key=key), 1)
+    if max_side / max_side >= aspect: return pick(max_side * aspect, lambda n: abs(aspect - n / max_side)), max_side
+    return max_side, pick(max_side / aspect, lambda n: 0 if n == 0 else abs(aspect - max_side / n))
+
+def _shrink(im:Image.Image, max_side:int, label:str, own:bool) -> Image.Image:
+    "`im` with its longer side at most `max_side`: a JPEG is decoded at 1/2..1/8 scale (`draft`), then reduce + bicubic."
+    w, h = im.size
+    if max(w, h) <= max_side: return _decode(im, label)
+    size, box = _thumb_size((w, h), max_side), None
+    if own and im.format == 'JPEG' and im.mode in ('RGB', 'L', 'CMYK', 'YCbCr'):
+        res = im.draft(im.mode if im.mode in ('RGB', 'L') else 'RGB', (2 * size[0], 2 * size[1]))  # as `Image.thumbnail`
+        box = res[1] if res else None                    # the region of the drafted image that maps to the original
+    im = _decode(im, label)
+    if im.mode == 'I':
+        lo, hi = im.getextrema()
+        if lo < 0 or hi > 65535: raise ValueError(f"image: {label}: PIL mode 'I' values must lie in 0..65535, got {lo}..{hi}")
+    sixteen = im.mode.startswith('I;16') or im.mode == 'I'
+    if sixteen: im = im.convert('I')                                 # 32-bit resampling, clipped back below
+    elif im.mode not in ('L', 'LA', 'RGB', 'RGBA'): im = Image.fromarray(_from_pil(im))  # P, 1, CMYK...: as `as_rgb8`
+    im = im.resize(size, Image.Resampling.BICUBIC, box=box, reducing_gap=2.0)   # a new image: the source is not copied
+    if sixteen: im = Image.fromarray(np.clip(np.asarray(im), 0, 65535).astype(np.uint16))  # bicubic overshoot
+    return im
+
+def open_image(src,                             # image file (str or path), PIL image, or array (as `as_rgb8` takes)
+               max_side:int|None=None,          # shrink on load so the longer side is at most this (aspect kept); None: full size
+               max_pixels:int|None=MAX_PIXELS,  # refuse a file / PIL image with more pixels (width x height); None: no limit
+              ) -> Image.Image:
+    "The RGB 8-bit PIL image the model sees: EXIF orientation applied, 16 bit scaled, alpha over white, shrunk on load."
+    if max_side is not None and (isinstance(max_side, (bool, np.bool_)) or not isinstance(max_side, (int, np.integer))
+                                 or max_side < MIN_SIDE):
+        raise ValueError(f"max_side: must be an int >= {MIN_SIDE} or None, got {max_side!r}")
+    if max_pixels is not None and (isinstance(max_pixels, (bool, np.bool_)) or not isinstance(max_pixels, (int, np.integer))
+                                   or max_pixels < 1):
+        raise ValueError(f"max_pixels: must be a positive int or None, got {max_pixels!r}")
+    if isinstance(src, np.ndarray):
+        src = Image.fromarray(as_rgb8(src))       # arrays carry no EXIF; the pixel limit is for undecoded inputs
+        label, orient, opened = f'array {src.width}x{src.height}', 1, None
+    else:
+        if isinstance(src, (str, os.PathLike)): opened = _open_file(src); label = repr(str(src))
+        elif isinstance(src, Image.Image): opened = None; label = f'PIL image {src.width}x{src.height}'
+        else: raise ValueError(f"image: expected a file path, a PIL image or a numpy array, got {type(src).__name__}")
+        im = opened if opened is not None else src
+        w, h = im.size
+        if max_pixels is not None and w * h > max_pixels:
+            if opened is not None: opened.close()
+            raise ValueError(f"image: {label} is {w}x{h} = {w * h:,} pixels, above the limit max_pixels={max_pixels:,} "
+                             "(pass a larger max_pixels, or None, to read it)")
+        orient = _orientation(im)
+    im = opened if opened is not None else src
+    try:
+        im = _shrink(im, int(max_side), label, opened is not None) if max_side is not None else _decode(im, label)
+        x = as_rgb8(im)
+    finally:
+        if opened is not None: opened.close()
+    out = Image.fromarray(x)
+    return out.transpose(_ORIENT[orient]) if orient != 1 else out
+
 
 # %% ../nbs/10_degrade.ipynb #c012
 def as_generator(seed=None) -> np.random.Generator:
@@ -485,7 +582,7 @@ def degradation_table():
                               params=d.params if d.name != 'zoom_blur' else tuple(f'1..{p[-1]:.2f} ({len(p)})' for p in d.params))
                          for d in DEGRADATIONS.values()])
 
-def degrade(image,          # HxWx3 uint8 array or PIL image (grayscale, RGBA, 16-bit converted: see `as_rgb8`)
+def degrade(image,          # HxWx3 uint8 array, PIL image or image file (read by `open_image`: EXIF, 16 bit, alpha)
             name:str,       # a key of `DEGRADATIONS`, e.g. 'fog'
             severity:int,   # 1 (mild) .. 5 (strong), ImageNet-C's levels
             seed=None,      # int or numpy.random.Generator for random distortions; None: fresh entropy
@@ -496,7 +593,7 @@ def degrade(image,          # HxWx3 uint8 array or PIL image (grayscale, RGBA, 1
     if isinstance(severity, (bool, np.bool_)) or not isinstance(severity, (int, np.integer)) or not 1 <= severity <= 5:
         raise ValueError(f"severity: expected an int in 1..5, got {severity!r}")
     d = DEGRADATIONS[name]
-    x = as_rgb8(image)
+    x = as_rgb8(image) if isinstance(image, np.ndarray) else as_rgb8(open_image(image))
     rng = as_generator(seed) if d.random else None
     return d.fn(x, d.params[int(severity) - 1], rng)
 
@@ -536,11 +633,11 @@ def _cli_degrade(args):
     if args.list:
         print(degradation_table().drop(columns='params').to_string(index=False)); return 0
     if not args.image or not args.name or not args.out:
-        raise SystemExit('gmc degrade: IMAGE, --name and --out are required (or --list)')
-    from pathlib import Path
+        missing = [n for n, v in (('IMAGE', args.image), ('--name', args.name), ('--out', args.out)) if not v]
+        raise ValueError(f"arguments: {', '.join(missing)} required (or --list)")
     src = Path(args.image)
     seed = args.seed if args.seed is not None else image_seed(src.name)
-    with Image.open(src) as im: y = degrade(im, args.name, args.severity, seed=seed)
+    y = degrade(open_image(src), args.name, args.severity, seed=seed)
     Image.fromarray(y).save(args.out)
     print(f"{args.name} severity {args.severity} seed {seed}: {args.out}")
     return 0

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from .modulator import pair_weights, mos_gaussian
-from .correlation import GMCInputs, gmc_inputs, gmc_points, score_ranks, weighted_correlation, METHODS
+from .correlation import GMCInputs, score_ranks, weighted_correlation, METHODS
 from .surface import global_correlations
 
 # %% auto #0
@@ -52,7 +52,7 @@ def explain_point(inp:GMCInputs,     # validated inputs (`gmc_inputs`)
                                  PLCC=weighted_correlation(wo[:kk], ao[:kk], bo[:kk], 'PLCC'),
                                  SRCC=weighted_correlation(wo[:kk], rao[:kk], rbo[:kk], 'SRCC'),
                                  KRCC=weighted_correlation(wo[:kk], ao[:kk], bo[:kk], 'KRCC')) for kk in ks])
-    g = global_correlations(y, pd.DataFrame({inp.models[k]: p})).iloc[0].to_dict()
+    g = global_correlations(y, pd.DataFrame({inp.models[k]: p}), kendall='a').iloc[0].to_dict()   # tau-a, as the values
     iw = mos_gaussian(Q, y, inp.std, inp.tau)[0] * inp.rho
     return PointExplanation(float(Q), float(D), inp.models[k], iw / iw.max(), pairs, vals, g, forming)
 
@@ -101,7 +101,7 @@ def step_widget(inp:GMCInputs, Q:float|None=None, D:float|None=None):
         with out:
             out.clear_output(wait=True)
             try:
-                fig = plot_explain(explain_point(inp, q.value, d.value, m.value), inp); plt.show()
+                plot_explain(explain_point(inp, q.value, d.value, m.value), inp); plt.show()
             except ValueError as err: print(err)
     for w_ in (q, d, m): w_.observe(show, names='value')
     show()

@@ -6,9 +6,8 @@
 from __future__ import annotations
 import numpy as np
 import pandas as pd
-import matplotlib
 import matplotlib.pyplot as plt
-from .surface import GMCSurface, trapezoid_mean
+from .surface import GMCSurface, trapezoid_mean, correlation_surface
 
 # %% auto #0
 __all__ = ['DPI', 'mos_label', 'plot_heatmap', 'plot_surface3d', 'plot_difference', 'plot_marginals', 'plot_mos_hist',
@@ -134,7 +133,6 @@ def explorer(datasets:dict,  # name -> IQAData or (mos, preds_df[, std])
              n_grid:int=21, unit:dict|None=None):
     "An ipywidgets explorer over `datasets`; returns the widget (display it)"
     import ipywidgets as W
-    from IPython.display import display
     names = list(datasets)
     first = _as_data(datasets[names[0]])[1].columns.tolist()
     w = dict(ds=W.Dropdown(options=names, description='data set'),

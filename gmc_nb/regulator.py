@@ -36,7 +36,17 @@ def gaussian_regulator(mos,            # MOS per image
 
 def _inverse_density(E, b, plus):
     "plus · float32(1/E[b]): the reference's float32 cast, kept so its weight files reproduce exactly"
-    return (1 / E[b]).astype(np.float32).astype(np.float64) * plus
+    with np.errstate(divide='ignore', over='ignore'):
+        inv = 1 / E[b]
+        w = inv.astype(np.float32).astype(np.float64)
+    big = ~np.isfinite(w)       # beyond float32 (the reference gives inf, and every cell NaN): keep the double value
+    w[big] = inv[big]
+    bad = np.flatnonzero(~np.isfinite(w))
+    if len(bad):   # the density underflows even in double: no finite weight exists
+        raise ValueError(f"regulator: the MOS density at the bins of {len(bad)} image(s) (first: image {bad[0]}, bin {b[bad[0]]}) "
+                         "is 0, so 1/density is infinite (an image alone in its bin, far from the bin's integer centre, "
+                         "with a tiny std); use rho='lds' or rho='none', or give larger per-image std")
+    return w * plus
 
 # %% ../nbs/02_regulator.ipynb #c015
 def lds_kernel(ks:int=5,       # kernel length (odd)

@@ -4,23 +4,24 @@
 
 # %% ../nbs/09_report.ipynb #c004
 from __future__ import annotations
-import argparse, time
+import time
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from .datasets import IQAData, read_csv_scores, load_dataset
-from .stats import bootstrap_global, compare_models, bootstrap_surface, fit_logistic
+from .stats import bootstrap_global, compare_models, bootstrap_surface, fit_logistic, check_level
 from .surface import correlation_surface
 
 # %% auto #0
-__all__ = ['load_any', 'md_table', 'global_table', 'logistic_table', 'compare', 'report', 'cmd_compare', 'cmd_report',
-           'register_cli']
+__all__ = ['RESAMPLING', 'load_any', 'md_table', 'global_table', 'logistic_table', 'resampling_units', 'compare', 'report',
+           'cmd_compare', 'cmd_report', 'register_cli']
 
 # %% ../nbs/09_report.ipynb #c005
 def load_any(spec:str,                # CSV path, or 'gmc:<dataset>' / 'qbench:<dataset>' / 'pyiqa:<dataset>'
              lower=(),                # models whose larger value means worse quality
              dataset:str|None=None,   # registry key to validate a CSV's MOS range
-             groups:str|None=None     # column holding the reference content (full-reference CSV)
+             groups:str|None=None,    # column holding the reference content (full-reference CSV)
+             mos_direction:str|None=None # 'lower' for a DMOS column, 'higher' for a MOS; None: the registry's, or refuse a DMOS-named column
             )->IQAData:
     "An `IQAData` from a file or a stored data set"
     for src in ('gmc', 'qbench', 'pyiqa'):
@@ -28,7 +29,8 @@ def load_any(spec:str,                # CSV path, or 'gmc:<dataset>' / 'qbench:<
             d = load_dataset(spec.split(':', 1)[1], src)
             break
     else:
-        d = read_csv_scores(spec, dataset=dataset, group_col=groups, directions={m: 'lower' for m in lower} or None)
+        d = read_csv_scores(spec, dataset=dataset, group_col=groups, directions={m: 'lower' for m in lower} or None,
+                            mos_direction=mos_direction)
         return d
     for m in lower:
         if m not in d.direction: raise ValueError(f"--lower: model {m!r} not in {d.models}")
@@ -60,24 +62,41 @@ def logistic_table(data:IQAData, kind:int=4)->pd.DataFrame:
     for m in data.models:
         f = fit_logistic(P[m], data.mos, kind)
         rows.append(dict(model=m, **{f'PLCC logistic{kind}': f.plcc_mapped, 'converged': f.converged, 'monotone': f.monotone},
-                         **{k: v for k, v in f.params.items()}))
+                         **{k: v for k, v in f.params.items()}, note=f.message))
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_report.ipynb #c008
+RESAMPLING = ('auto', 'images', 'contents')
+
+def resampling_units(data:IQAData,      # the data
+                     resample:str='auto' # 'auto': reference contents where the data are full reference and groups are known; 'images'; 'contents'
+                    )->tuple:
+    "(groups or None, label): what the bootstrap resamples, and the words every output uses for it"
+    if isinstance(resample, bool): resample = 'contents' if resample else 'images'   # the old `grouped=` flag
+    if resample not in RESAMPLING: raise ValueError(f"resample: must be one of {RESAMPLING}, got {resample!r}")
+    info = data.info
+    if resample == 'auto':
+        resample = 'contents' if data.groups is not None and (info is None or info.full_reference) else 'images'
+    if resample == 'images': return None, 'images (independent)'
+    if data.groups is None: raise ValueError(f"resample: {data.name} has no reference groups (give --groups COLUMN), so contents cannot be resampled")
+    return data.groups, f'reference contents ({len(pd.unique(data.groups))} groups)'
+
 def compare(data:IQAData, models, B:int=1000, seed:int=0, kind:str='bca', level:float=.95,
-            grouped:bool=False,        # resample reference contents (needs `data.groups`)
+            grouped='auto',            # what to resample: 'auto' (reference contents where known on a full-reference set), 'images', 'contents' (or True/False)
             method:str='SRCC', n_grid:int=31, surface_B:int=20, out=None, progress:bool=True,
             logistic:int|None=None     # 4 or 5: add PLCC after the VQEG logistic mapping (no bootstrap)
            )->dict:
     "Global table with CIs, pairwise verdicts, and the difference surface (with significance mask) of the first two models"
+    level = check_level(level)
     d = data.select(models)
     if len(d.models) < 2: raise ValueError(f"models: need at least two to compare, got {d.models}")
-    groups = d.groups if grouped else None
-    if grouped and groups is None: raise ValueError(f"grouped: {d.name} has no reference groups")
+    groups, units = resampling_units(d, grouped)
     P = d.oriented()
     gb = bootstrap_global(d.mos, P, B=B, seed=seed, groups=groups, progress=progress)
-    res = dict(data=d, flipped=P.attrs['flipped'], global_=global_table(gb, kind, level),
-               verdicts=compare_models(gb, d.mos, P, pairs=[(d.models[0], m) for m in d.models[1:]], kind=kind, level=level))
+    res = dict(data=d, flipped=P.attrs['flipped'], global_=global_table(gb, kind, level), resampled=units,
+               verdicts=compare_models(gb, d.mos, P, pairs=[(d.models[0], m) for m in d.models[1:]], kind=kind, level=level,
+                                       clustered=groups is not None))
+    res['global_']['resampled'] = units
     if logistic: res['logistic'] = logistic_table(d, logistic)
     A, Bm = d.models[:2]
     sb = bootstrap_surface(d.gmc_inputs(), B=surface_B, seed=seed, n_grid=n_grid, methods=[method], models=[A, Bm],
@@ -94,13 +113,15 @@ def compare(data:IQAData, models, B:int=1000, seed:int=0, kind:str='bca', level:
     return res
 
 # %% ../nbs/09_report.ipynb #c010
-def report(data:IQAData, out, B:int=1000, seed:int=0, kind:str='bca', level:float=.95, grouped:bool=False,
+def report(data:IQAData, out, B:int=1000, seed:int=0, kind:str='bca', level:float=.95,
+           grouped='auto',             # what to resample: 'auto', 'images', 'contents' (see `resampling_units`)
            n_grid:int=31, surface_B:int=0, methods=('PLCC', 'SRCC', 'KRCC'), progress:bool=True)->dict:
     "All figures (heat map per model and method, marginals, MOS histogram) and a summary table (CSV and Markdown)"
     import matplotlib.pyplot as plt
     from gmc_nb.plots import plot_heatmap, plot_marginals, plot_mos_hist
+    level = check_level(level)
+    groups, units = resampling_units(data, grouped)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    groups = data.groups if grouped else None
     P = data.oriented()
     t0 = time.time()
     gb = bootstrap_global(data.mos, P, B=B, seed=seed, groups=groups, progress=progress)
@@ -110,6 +131,7 @@ def report(data:IQAData, out, B:int=1000, seed:int=0, kind:str='bca', level:floa
     glob = global_table(gb, kind, level).set_index('model')
     table = glob.join(summ).loc[data.models]
     table.insert(0, 'direction', [data.direction[m] for m in data.models])
+    table['resampled'] = units
     if surface_B:
         sb = bootstrap_surface(inp, B=surface_B, seed=seed, n_grid=n_grid, methods=list(methods), groups=groups, progress=progress)
         sc = sb.summary_ci('percentile', level)
@@ -135,7 +157,7 @@ def report(data:IQAData, out, B:int=1000, seed:int=0, kind:str='bca', level:floa
           f'{len(data.mos)} images, MOS {data.mos.min():g}..{data.mos.max():g} ({data.mos_direction} is better), '
           f"std: {'given' if data.std is not None else 'Beta estimate'}, regulator: {inp.regulator}, τ = {inp.tau:g}.",
           f"Global scores: scipy PLCC/SRCC/KRCC (tau-b) with {kind} {level:.0%} intervals from {B} "
-          f"{'reference-grouped ' if grouped else ''}bootstrap replicates (seed {seed}). "
+          f"bootstrap replicates (seed {seed}) resampling {units}. "
           f"GMC-*: trapezoid mean of the {n_grid}×{n_grid} surface.",
           f"Negated (lower-is-better) models: {', '.join(flipped) if flipped else 'none'}.", '',
           md_table(table), '', '## Figures', ''] + [f'![{p.stem}]({p.name})' for p in files]
@@ -144,11 +166,15 @@ def report(data:IQAData, out, B:int=1000, seed:int=0, kind:str='bca', level:floa
 
 # %% ../nbs/09_report.ipynb #c012
 def _common(p):
+    from gmc_nb.cli import add_mos_direction_args
     p.add_argument('file', help="score CSV (image, mos, [std], one column per model) or gmc:<dataset> / qbench:<dataset>")
     p.add_argument('--lower', nargs='*', default=[], metavar='MODEL', help='models where larger means worse quality (negated, reported)')
     p.add_argument('--dataset', default=None, help='registry key to validate the MOS range of a CSV (livec, koniq, kadid, ...)')
     p.add_argument('--groups', default=None, help='column with the reference content (full-reference CSV)')
-    p.add_argument('--grouped', action='store_true', help='bootstrap reference contents instead of images (full-reference sets)')
+    add_mos_direction_args(p)
+    p.add_argument('--resample', choices=list(RESAMPLING), default='auto',
+                   help='what the bootstrap resamples: auto = reference contents on a full-reference set with known groups, else images')
+    p.add_argument('--grouped', dest='resample', action='store_const', const='contents', help='same as --resample contents')
     p.add_argument('--B', type=int, default=1000, help='bootstrap replicates for the global scores (default 1000)')
     p.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
     p.add_argument('--ci', choices=['bca', 'percentile'], default='bca', help='interval kind (default bca)')
@@ -157,11 +183,11 @@ def _common(p):
     p.add_argument('--quiet', action='store_true', help='no progress bars')
 
 def cmd_compare(a):
-    d = load_any(a.file, a.lower, a.dataset, a.groups)
-    r = compare(d, a.models, a.B, a.seed, a.ci, a.level, a.grouped, a.method, a.n_grid, a.surface_B, a.out, not a.quiet, a.logistic)
+    d = load_any(a.file, a.lower, a.dataset, a.groups, a.mos_direction)
+    r = compare(d, a.models, a.B, a.seed, a.ci, a.level, a.resample, a.method, a.n_grid, a.surface_B, a.out, not a.quiet, a.logistic)
     pd.set_option('display.width', 160)
     if r['flipped']: print(f"negated (lower is better): {', '.join(r['flipped'])}")
-    print(f"global correlations, {a.ci} {a.level:.0%} intervals, B = {a.B}:")
+    print(f"global correlations, {a.ci} {a.level:.0%} intervals, B = {a.B}, resampling {r['resampled']}:")
     print(r['global_'].round(4).to_string(index=False))
     if 'logistic' in r: print(f'\nPLCC after the {a.logistic}-parameter logistic mapping:'); print(r['logistic'].round(4).to_string(index=False))
     print('\npaired comparisons (A − B):')
@@ -173,8 +199,8 @@ def cmd_compare(a):
     return 0
 
 def cmd_report(a):
-    d = load_any(a.file, a.lower, a.dataset, a.groups)
-    r = report(d, a.out, a.B, a.seed, a.ci, a.level, a.grouped, a.n_grid, a.surface_B, progress=not a.quiet)
+    d = load_any(a.file, a.lower, a.dataset, a.groups, a.mos_direction)
+    r = report(d, a.out, a.B, a.seed, a.ci, a.level, a.resample, a.n_grid, a.surface_B, progress=not a.quiet)
     print(r['table'].round(4).to_string(index=False))
     print(f"wrote {len(r['files'])} files to {a.out} in {r['seconds']:.1f} s")
     return 0

@@ -4,6 +4,7 @@
 
 # %% ../nbs/07_stats.ipynb #c004
 from __future__ import annotations
+import warnings
 from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
@@ -13,9 +14,10 @@ from .correlation import GMCInputs, gmc_grid, METHODS
 from .surface import trapezoid_mean
 
 # %% auto #0
-__all__ = ['CI_KINDS', 'VERDICTS', 'resample_counts', 'jackknife_counts', 'weighted_global', 'ci_percentile', 'ci_bca',
-           'GlobalBootstrap', 'bootstrap_global', 'williams_test', 'steiger_test', 'verdict', 'compare_models',
-           'SurfaceBootstrap', 'bootstrap_surface', 'logistic4', 'logistic5', 'LogisticFit', 'fit_logistic']
+__all__ = ['CI_KINDS', 'MIN_BOOT_IMAGES', 'VERDICTS', 'resample_counts', 'jackknife_counts', 'weighted_global', 'check_level',
+           'ci_percentile', 'ci_bca', 'GlobalBootstrap', 'bootstrap_global', 'williams_test', 'steiger_test', 'verdict',
+           'compare_models', 'SurfaceBootstrap', 'bootstrap_surface', 'logistic4', 'logistic5', 'LogisticFit',
+           'fit_logistic']
 
 # %% ../nbs/07_stats.ipynb #c006
 def resample_counts(n:int,            # number of images
@@ -63,17 +65,19 @@ def _wpearson(C, X, Y):
     if X.ndim == 1 and Y.ndim == 2:
         mx, my = (C @ Xc)[:, None] / N, (C @ Yc) / N
         sxy = (C @ (Xc[:, None] * Yc)) / N - mx * my
-        sxx = (C @ (Xc * Xc))[:, None] / N - mx * mx
-        syy = (C @ (Yc * Yc)) / N - my * my
+        qx, qy = (C @ (Xc * Xc))[:, None] / N, (C @ (Yc * Yc)) / N
+        sxx, syy = qx - mx * mx, qy - my * my
     else:
         Xb = np.broadcast_to(Xc, C.shape); Yb = np.broadcast_to(Yc, C.shape + (Y.shape[-1],))
         w = C[..., None].astype(float)
         mx = (C * Xb).sum(1)[:, None] / N; my = (w * Yb).sum(1) / N
         sxy = (w * Xb[..., None] * Yb).sum(1) / N - mx * my
-        sxx = (C * Xb * Xb).sum(1)[:, None] / N - mx * mx
-        syy = (w * Yb * Yb).sum(1) / N - my * my
+        qx, qy = (C * Xb * Xb).sum(1)[:, None] / N, (w * Yb * Yb).sum(1) / N
+        sxx, syy = qx - mx * mx, qy - my * my
+    # a variance that is round-off of a constant resample (all drawn values equal) is 0: the correlation is NaN, as scipy's
+    ok = (sxx > 1e-12 * qx) & (syy > 1e-12 * qy)
     with np.errstate(invalid='ignore', divide='ignore'):
-        return sxy / np.sqrt(sxx * syy)
+        return np.where(ok, sxy / np.sqrt(sxx * syy), np.nan)
 
 def _wspearman(C, y, P):
     "Spearman (average ranks of the multiset) per replicate: Σc·ry·rp over Σc·r² with ranks centred at (N+1)/2"
@@ -133,16 +137,23 @@ def weighted_global(C,               # (B, n) multiplicities (integers)
 # %% ../nbs/07_stats.ipynb #c014
 CI_KINDS = ('percentile', 'bca')
 
+def check_level(level)->float:
+    "The confidence level as a float strictly between 0 and 1, or a ValueError naming `level`"
+    try: lv = float(level)
+    except (TypeError, ValueError): raise ValueError(f"level: must be a number between 0 and 1 (e.g. 0.95), got {level!r}") from None
+    if not 0 < lv < 1: raise ValueError(f"level: must lie strictly between 0 and 1 (e.g. 0.95), got {level!r}")
+    return lv
+
 def ci_percentile(reps, level:float=.95, axis=0):
     "(lo, hi) percentile interval of replicates along `axis` (NaN replicates are an error, not dropped)"
-    reps = np.asarray(reps, float)
+    level = check_level(level); reps = np.asarray(reps, float)
     if np.isnan(reps).any(): raise ValueError(f"replicates: {int(np.isnan(reps).sum())} NaN values; the statistic is undefined on some resamples")
     a = (1 - level) / 2
     return np.quantile(reps, a, axis=axis), np.quantile(reps, 1 - a, axis=axis)
 
 def ci_bca(reps, theta, jack, level:float=.95):
     "(lo, hi) BCa interval: reps (B, ...), estimate theta (...), jackknife values jack (G, ...)"
-    reps, theta, jack = (np.asarray(v, float) for v in (reps, theta, jack))
+    level = check_level(level); reps, theta, jack = (np.asarray(v, float) for v in (reps, theta, jack))
     if np.isnan(reps).any(): raise ValueError(f"replicates: {int(np.isnan(reps).sum())} NaN values")
     B = reps.shape[0]
     p = ((reps < theta).sum(0) + 0.5 * (reps == theta).sum(0)) / B
@@ -202,6 +213,8 @@ def _preds_frame(preds):
     a = np.asarray(preds, float); a = a[:, None] if a.ndim == 1 else a
     return pd.DataFrame(a, columns=[f'model{k}' for k in range(a.shape[1])])
 
+MIN_BOOT_IMAGES = 8   # fewest images a bootstrap accepts
+
 def bootstrap_global(mos,                 # MOS per image
                      preds,               # DataFrame / dict / array of predictions (oriented: higher agrees with MOS)
                      B:int=1000,          # replicates
@@ -217,6 +230,9 @@ def bootstrap_global(mos,                 # MOS per image
     y, _ = check_scores(mos)
     for c in P.columns: check_scores(y, P[c], f'prediction {c!r}')
     X = P.to_numpy(float); n = len(y)
+    if n < MIN_BOOT_IMAGES:
+        raise ValueError(f"mos: a bootstrap needs at least {MIN_BOOT_IMAGES} images, got {n} (on fewer, many resamples "
+                         "draw one value for every image and their correlation is undefined)")
     C = resample_counts(n, B, seed, groups)
     est = weighted_global(np.ones((1, n), np.int32), y, X, methods)
     reps = {m: [] for m in est}
@@ -260,7 +276,9 @@ def verdict(lo:float, hi:float)->str:
 def compare_models(gb:GlobalBootstrap,   # a `bootstrap_global` result holding both models
                    mos, preds,           # the same data (for Williams/Steiger)
                    pairs=None,           # list of (A, B); None: all pairs in model order
-                   kind:str='bca', level:float=.95)->pd.DataFrame:
+                   kind:str='bca', level:float=.95,
+                   clustered:bool=False  # images share reference contents: Williams/Steiger (independent images) do not apply
+                  )->pd.DataFrame:
     "One row per pair and method: difference A − B, its interval, bootstrap p, Williams/Steiger p and the verdict"
     P = _preds_frame(preds); y = np.asarray(mos, float); n = len(y)
     models = gb.models
@@ -278,8 +296,10 @@ def compare_models(gb:GlobalBootstrap,   # a `bootstrap_global` result holding b
             else: lo, hi = ci_percentile(d, level)
             row = dict(A=A, B=Bm, method=m, A_score=gb.estimate.loc[A, m], B_score=gb.estimate.loc[Bm, m], diff=est,
                        lo=float(lo), hi=float(hi), p_boot=float(min(1, 2 * min((d <= 0).mean(), (d >= 0).mean()))),
-                       p_williams=np.nan, p_steiger=np.nan, verdict=verdict(lo, hi))
-            if m in ('PLCC', 'SRCC'):
+                       p_williams=np.nan, p_steiger=np.nan, verdict=verdict(lo, hi),
+                       williams='not applicable: images share reference contents (the cluster bootstrap decides)' if clustered
+                                else ('' if m in ('PLCC', 'SRCC') else 'not defined for KRCC'))
+            if m in ('PLCC', 'SRCC') and not clustered:
                 xa, xb, yy = (P[A], P[Bm], y) if m == 'PLCC' else (ranks[A], ranks[Bm], ry)
                 r12, r13, r23 = (stats.pearsonr(yy, xa)[0], stats.pearsonr(yy, xb)[0], stats.pearsonr(xa, xb)[0])
                 row['p_williams'] = williams_test(r12, r13, r23, n)[1]; row['p_steiger'] = steiger_test(r12, r13, r23, n)[1]
@@ -369,7 +389,8 @@ class SurfaceBootstrap:
 def _grid_weighted(inp, w, Qs, Ds, methods, counts=None, **kw):
     "gmc_grid with ρ·w; KRCC (tau-a) gets the self-pair weight of duplicated images added to its denominator"
     keep = w > 0
-    sub = replace(inp, mos=inp.mos[keep], preds=inp.preds[keep], std=inp.std[keep], rho=inp.rho[keep] * w[keep])
+    sub = replace(inp, mos=inp.mos[keep], preds=inp.preds[keep], std=inp.std[keep], rho=inp.rho[keep] * w[keep],
+                  counts=None if counts is None else np.asarray(counts, float)[keep])   # average ranks count the copies
     g = gmc_grid(sub, Qs=Qs, Ds=Ds, methods=methods, **kw)
     if 'KRCC' in methods and counts is not None and (counts > 1).any() and kw.get('kendall', 'a') == 'a':
         extra = _selfpair_logweight(inp, Qs, Ds, counts)
@@ -445,7 +466,8 @@ def fit_logistic(pred, mos,        # prediction and MOS per image
     else: raise ValueError(f"kind: logistic mapping has 4 or 5 parameters, got {kind!r}")
     names = [f'b{i + 1}' for i in range(kind)]
     try:
-        with np.errstate(over='ignore'):
+        with np.errstate(over='ignore'), warnings.catch_warnings():
+            warnings.simplefilter('ignore', optimize.OptimizeWarning)   # the covariance is not used
             p, _ = optimize.curve_fit(f, x, y, p0=p0, maxfev=maxfev)
         m = f(x, *p)
         ok = bool(np.isfinite(m).all() and np.ptp(m) > 0)
@@ -455,4 +477,8 @@ def fit_logistic(pred, mos,        # prediction and MOS per image
     if not ok: return LogisticFit(kind, dict(zip(names, p)), False, False, msg, r, r, None)
     xs = np.linspace(x.min(), x.max(), 512); fs = f(xs, *p); dfs = np.diff(fs)
     mono = bool((dfs >= -1e-12 * np.ptp(fs)).all() or (dfs <= 1e-12 * np.ptp(fs)).all())
+    if not mono:   # VQEG maps through a monotone function only: a non-monotone fit has no mapped PLCC
+        return LogisticFit(kind, dict(zip(names, map(float, p))), True, False,
+                           'fit is not monotone over the predictions: VQEG requires a monotone mapping, so no mapped PLCC (NaN)',
+                           r, np.nan, m)
     return LogisticFit(kind, dict(zip(names, map(float, p))), True, mono, msg, r, stats.pearsonr(m, y)[0], m)

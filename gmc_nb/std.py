@@ -8,7 +8,7 @@ import numpy as np
 from .data import as_values, read_floats
 
 # %% auto #0
-__all__ = ['STD_FLOOR', 'estimate_std', 'floor_std', 'resolve_std']
+__all__ = ['STD_FLOOR', 'estimate_std', 'floor_std', 'check_std', 'resolve_std']
 
 # %% ../nbs/01_std.ipynb #c006
 def estimate_std(mos,          # MOS per image
@@ -32,19 +32,38 @@ def floor_std(std,                 # per-image MOS std (may contain zeros)
     "`std` with every value below `rel·range(mos)` raised to it; the one place the floor is decided"
     mos = as_values(mos, 'mos')
     std = as_values(std, 'std', n=len(mos), nonneg=True)
-    if not (1e-6 <= rel <= 1): raise ValueError(f"std_floor: must be in [1e-6, 1], got {rel}")
+    _check_rel(rel)
+    check_std(std, mos, rel)
     return np.maximum(std, rel * np.ptp(mos))
+
+def _check_rel(rel):
+    if not (1e-6 <= rel <= 1): raise ValueError(f"std_floor: must be in [1e-6, 1], got {rel}")
+
+def check_std(std,                 # per-image MOS std, already checked finite and non-negative
+              mos,                 # MOS per image (for its range)
+              rel:float=STD_FLOOR, # floor as a fraction of max(mos)-min(mos)
+              name:str='std'       # what to call the values in the message
+             )->np.ndarray:
+    "`std` unchanged, or a ValueError when not one value lies above the floor: every Gaussian would be the floor"
+    std = np.asarray(std, float); floor = rel * np.ptp(np.asarray(mos, float))
+    if not (std > floor).any():
+        raise ValueError(f"{name}: all {len(std)} values are 0 (or below the floor {rel:g} of the MOS range, {floor:.3g}); "
+                         "GMC needs the per-image std of the MOS: give the real std (column or file), or none for the Beta estimate")
+    return std
 
 # %% ../nbs/01_std.ipynb #c016
 def resolve_std(mos,                 # MOS per image
                 std=None,            # per-image std values (a column), or None
                 std_file=None,       # text file with one std per line (wins over `std`)
-                phi:float=8.         # Beta precision for the estimate when neither is given
+                phi:float=8.,        # Beta precision for the estimate when neither is given
+                std_floor:float=STD_FLOOR # the floor: values all at or below it are an error (`check_std`)
                )->tuple:
     "`(std, source)`: the raw per-image std (not floored) and a short description of its origin"
     mos = as_values(mos, 'mos')
+    _check_rel(std_floor)
     if std_file is not None:
-        return as_values(read_floats(std_file, 'std file'), f'std file {std_file}', n=len(mos), nonneg=True), f'file {std_file}'
+        v = as_values(read_floats(std_file, 'std file'), f'std file {std_file}', n=len(mos), nonneg=True)
+        return check_std(v, mos, std_floor, f'std (file {std_file})'), f'file {std_file}'
     if std is not None:
-        return as_values(std, 'std', n=len(mos), nonneg=True), 'column'
+        return check_std(as_values(std, 'std', n=len(mos), nonneg=True), mos, std_floor), 'column'
     return estimate_std(mos, phi), f'Beta estimate (phi={phi:g})'

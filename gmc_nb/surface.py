@@ -5,15 +5,15 @@
 # %% ../nbs/05_surface.ipynb #c004
 from __future__ import annotations
 from dataclasses import dataclass, field
-from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
 from .data import as_values, read_table, check_scores
-from .correlation import gmc_inputs, gmc_points, gmc_grid, GMCInputs, METHODS
+from .correlation import gmc_inputs, gmc_grid, GMCInputs, METHODS
+from .correlation import _check_device, _check_memory, _grid_bytes, _row_spec, _workers
 
 # %% auto #0
-__all__ = ['lhs_points', 'grid_points', 'read_points', 'trapezoid_mean', 'global_correlations', 'GMCSurface',
+__all__ = ['lhs_points', 'grid_points', 'read_points', 'trapezoid_mean', 'kendall_tau', 'global_correlations', 'GMCSurface',
            'correlation_surface', 'plot_surface']
 
 # %% ../nbs/05_surface.ipynb #c006
@@ -28,8 +28,8 @@ def lhs_points(lo:float, hi:float,  # MOS range
     def axis(a, b):
         edges = np.linspace(a, b, n + 1)
         x = rng.uniform(edges[:-1], edges[1:]); rng.shuffle(x); return x
-    Q = axis(lo, hi)
-    return pd.DataFrame({'Q': Q, 'Qd': axis(0, hi - lo)})
+    Q = np.clip(axis(lo, hi), lo, hi)                 # a draw can round onto or past its stratum's upper edge
+    return pd.DataFrame({'Q': Q, 'Qd': np.clip(axis(0, hi - lo), 0, hi - lo)})
 
 # %% ../nbs/05_surface.ipynb #c009
 def grid_points(lo:float, hi:float, # MOS range
@@ -37,7 +37,7 @@ def grid_points(lo:float, hi:float, # MOS range
                )->pd.DataFrame:
     "A regular nq × nd grid of query points over [lo, hi] × [0, hi − lo], Q varying fastest"
     if nq < 2 or nd < 2: raise ValueError(f"grid: need at least 2 points per axis, got {nq}x{nd}")
-    Q, D = np.meshgrid(np.linspace(lo, hi, nq), np.linspace(0, hi - lo, nd))
+    Q, D = np.meshgrid(np.clip(np.linspace(lo, hi, nq), lo, hi), np.clip(np.linspace(0, hi - lo, nd), 0, hi - lo))
     return pd.DataFrame({'Q': Q.ravel(), 'Qd': D.ravel()})
 
 def read_points(path)->pd.DataFrame:
@@ -67,13 +67,28 @@ def trapezoid_mean(Z,        # surface values, shape (nD, nQ); NaN cells are lef
         return (W * Zf).sum(axis) / W.sum(axis)
 
 # %% ../nbs/05_surface.ipynb #c017
-def global_correlations(mos, preds:pd.DataFrame)->pd.DataFrame:
-    "Classical PLCC, SRCC, KRCC (scipy: Pearson, Spearman, Kendall tau-b) per model"
+def _tied_pairs(x):
+    _, c = np.unique(x, return_counts=True); return float((c * (c - 1) // 2).sum())
+
+def kendall_tau(x, y,              # two score vectors
+                kendall:str='b'    # 'a': (concordant − discordant) / all pairs; 'b': tie-corrected (scipy's default)
+               )->float:
+    "Kendall's tau-a or tau-b in O(n log n) (tau-a from scipy's tau-b and the tie counts)"
+    if kendall not in ('a', 'b'): raise ValueError(f"kendall: unknown variant {kendall!r}; choose 'a' or 'b'")
+    tb = stats.kendalltau(x, y)[0]
+    if kendall == 'b': return tb
+    n0 = len(x) * (len(x) - 1) / 2
+    return tb * np.sqrt((n0 - _tied_pairs(x)) * (n0 - _tied_pairs(y))) / n0
+
+def global_correlations(mos, preds:pd.DataFrame,
+                        kendall:str='b'   # KRCC variant: 'b' (scipy) or 'a' (as GMC-KRCC's reference default)
+                       )->pd.DataFrame:
+    "Classical PLCC, SRCC, KRCC (scipy: Pearson, Spearman, Kendall tau-b or tau-a) per model"
     rows = []
     for c in preds.columns:
         mos_, p = check_scores(mos, preds[c], f"prediction {c!r}")
         rows.append(dict(model=c, PLCC=stats.pearsonr(mos_, p)[0], SRCC=stats.spearmanr(mos_, p)[0],
-                         KRCC=stats.kendalltau(mos_, p)[0]))
+                         KRCC=kendall_tau(mos_, p, kendall)))
     return pd.DataFrame(rows).set_index('model')
 
 @dataclass
@@ -87,6 +102,7 @@ class GMCSurface:
     methods: list
     global_: pd.DataFrame
     inputs: GMCInputs = field(repr=False, default=None)
+    kendall: str = 'a'     # KRCC variant of the surface, and so of its global KRCC
 
     def summary(self)->pd.DataFrame:
         "One row per model and method: GMC scalar, empty cells, global coefficient"
@@ -121,13 +137,19 @@ def correlation_surface(mos,                 # MOS per image (or a `GMCInputs`)
                         std=None, rho='gaussian', tau:float=1.,
                         device:str='cpu', workers=None, progress:bool=False, **kw)->GMCSurface:
     "The exact GMC surface on a dense regular grid over [min, max] × [0, max − min]"
+    if isinstance(n_grid, (bool, np.bool_)) or not isinstance(n_grid, (int, np.integer)) or n_grid < 2:
+        raise ValueError(f"n_grid: need an integer of at least 2, got {n_grid!r}")
+    device = _check_device(device)
     inp = mos if isinstance(mos, GMCInputs) else gmc_inputs(mos, pred, std, rho, tau, **kw)
-    if n_grid < 2: raise ValueError(f"n_grid: need at least 2, got {n_grid}")
+    ms = [methods] if isinstance(methods, str) else list(methods)
+    R = len(_row_spec(inp.preds.shape[1], [m for m in ms if m in METHODS], kendall))
+    _check_memory(_grid_bytes(len(inp.mos), n_grid, n_grid, R, _workers(workers, device), None, device),
+                  f"n_grid: {n_grid} ({n_grid} × {n_grid} cells)", device)
     lo, hi = inp.mos.min(), inp.mos.max()
     Qs, Ds = np.linspace(lo, hi, n_grid), np.linspace(0, hi - lo, n_grid)
     g = gmc_grid(inp, Qs=Qs, Ds=Ds, methods=methods, kendall=kendall, device=device, workers=workers, progress=progress)
-    glob = global_correlations(inp.mos, pd.DataFrame(inp.preds, columns=inp.models))
-    return GMCSurface(Qs, Ds, g['values'], g['log_weight'], inp.models, g['methods'], glob, inp)
+    glob = global_correlations(inp.mos, pd.DataFrame(inp.preds, columns=inp.models), kendall)
+    return GMCSurface(Qs, Ds, g['values'], g['log_weight'], inp.models, g['methods'], glob, inp, kendall)
 
 # %% ../nbs/05_surface.ipynb #c025
 def plot_surface(surf:GMCSurface, model=None, method:str='SRCC', ax=None, vmin=None, vmax=None):

@@ -207,3 +207,269 @@ def test_sharded_processes_and_cli(dataset, tiny_paths, tmp_path, capsys):
     # existing output without --resume: a clean one-line error, exit 2
     with pytest.raises(SystemExit) as ex: main(cmd[1:-3])
     assert ex.value.code == 2 and 'resume' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- issue 12: runs that cannot mix experiments
+SLOW_SCRIPT = KILL_SCRIPT.replace('time.sleep(0.4)', 'time.sleep(1.0)')
+
+
+def _small(dataset, tmp_path, names=('astronaut.png', 'coffee.png', 'corrupt.jpg')):
+    "A Q-Bench JSON of a few images of the dataset."
+    d, img_dir, mos = dataset
+    recs = [r for r in json.loads(mos.read_text()) if r['img_path'] in names]
+    p = tmp_path / 'small.json'; p.write_text(json.dumps(recs))
+    return img_dir, p
+
+
+def test_resume_refuses_another_run(dataset, tiny_paths, tmp_path):
+    img_dir, mos = _small(dataset, tmp_path)
+    out = tmp_path / 'r.jsonl'
+    D.run_debias(tiny_paths['llava'], img_dir, mos, out, progress=False, limit=1)
+    meta = json.loads((tmp_path / 'r.jsonl.meta.json').read_text())
+    assert set(D.RUN_FIELDS) <= set(meta) and meta['model_fingerprint'].startswith('folder:')
+    run = lambda **kw: D.run_debias(kw.pop('model', tiny_paths['llava']), img_dir, kw.pop('mos', mos), out, resume=True,
+                                    progress=False, **kw)
+    with pytest.raises(ValueError, match=r"settings differ from the stored run \(r.jsonl.meta.json\): model_path: stored .*model_fingerprint"):
+        run(model=tiny_paths['idefics3'])
+    # the same folder with another config: same path, another fingerprint
+    import shutil
+    other = tmp_path / 'llava_copy'; shutil.copytree(tiny_paths['llava'], other)
+    with pytest.raises(ValueError, match='model_path'): run(model=other)
+    cfg = json.loads((other / 'config.json').read_text()); cfg['_note'] = 'edited'; (other / 'config.json').write_text(json.dumps(cfg))
+    assert D.model_fingerprint(other) != D.model_fingerprint(tiny_paths['llava'])
+    # an in-memory model of another checkpoint (hash of its config)
+    lmm = L.LMM(*L.tiny_vlm_parts('idefics3', seed=1), name='mem')
+    with pytest.raises(ValueError, match='model_fingerprint: stored'): run(model=lmm)
+    # another MOS table with the same images, other settings
+    recs = json.loads(mos.read_text()); recs[0]['gt_score'] = 4.999
+    mos2 = tmp_path / 'other.json'; mos2.write_text(json.dumps(recs))
+    with pytest.raises(ValueError, match='mos_sha256: stored'): run(mos=mos2)
+    for kw, field in [(dict(temperature=100.), 'temperature'), (dict(seed=3), 'seed'), (dict(max_side=32), 'max_side'),
+                      (dict(semantic=False), 'semantic'), (dict(degradations='fog:4'), 'degradations')]:
+        with pytest.raises(ValueError, match=f'{field}: stored'): run(**kw)
+    # nothing was appended by the refused resumes
+    assert len(D.ResultStore(out).records()) == 1
+    # the same run resumes
+    assert run()['new_ok'] + D.ResultStore(out).done_ids().__len__() >= 3
+    # a missing or corrupt meta file is an error naming it
+    mp = tmp_path / 'r.jsonl.meta.json'
+    mp.write_text('{"seed": 0, ')
+    with pytest.raises(ValueError, match=r'r.jsonl.meta.json \(beside r.jsonl\) is corrupt'): run()
+    mp.unlink()
+    with pytest.raises(ValueError, match='meta file r.jsonl.meta.json is missing'): run()
+    mp.write_text(json.dumps({k: v for k, v in meta.items() if k != 'version'}))
+    with pytest.raises(ValueError, match=r"lacks \['version'\]"): run()
+
+
+def test_resume_refuses_another_model_cli(dataset, tiny_paths, tmp_path, capsys):
+    from gmc_nb.cli import main
+    img_dir, mos = _small(dataset, tmp_path)
+    out = tmp_path / 'c.jsonl'
+    base = ['debias', '--images', str(img_dir), '--mos', str(mos), '--out', str(out), '--no-progress', '--limit', '1']
+    assert main(base + ['--model', str(tiny_paths['llava'])]) is None
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as ex: main(base + ['--model', str(tiny_paths['idefics3']), '--resume'])
+    err = capsys.readouterr().err
+    assert ex.value.code == 2 and 'model_fingerprint' in err and len(err.strip().splitlines()) == 1, err
+    assert len(D.ResultStore(out).records()) == 1
+
+
+@pytest.fixture(scope='module')
+def two_shards(dataset, tiny_paths, tmp_path_factory):
+    "The 14-image dataset scored in 2 shards (in-process), as a folder to copy."
+    d, img_dir, mos = dataset
+    src = tmp_path_factory.mktemp('shards') / 'res.jsonl'
+    lmm = L.load_model(tiny_paths['llava'])
+    for r in range(2): D.run_debias(lmm, img_dir, mos, src, rank=r, world_size=2, progress=False, batch_images=7, batch_size=32)
+    return src
+
+
+def _copy_shards(src, dst):
+    import shutil
+    dst.mkdir()
+    for f in src.parent.iterdir():
+        if '.rank' in f.name and not f.name.endswith('.lock'): shutil.copy(f, dst / f.name)
+    return dst / src.name
+
+
+def _edit_meta(p, **kw):
+    st = D.ResultStore(p); st.write_meta(dict(st.read_meta(), **kw))
+
+
+def test_merge_refuses_mismatched_shards(two_shards, tmp_path, capsys):
+    from gmc_nb.cli import main
+    ok = D.merge_shards(_copy_shards(two_shards, tmp_path / 'ok'))
+    assert len(ok) == 14 and ok.attrs['meta']['world_size'] == 1 and ok.attrs['meta']['incomplete'] == []
+    for field, value in [('seed', 5), ('temperature', 100.), ('model_fingerprint', 'folder:0'), ('mos_sha256', '0')]:
+        out = _copy_shards(two_shards, tmp_path / field)
+        _edit_meta(out.with_name('res.rank1-of-2.jsonl'), **{field: value})
+        with pytest.raises(ValueError, match=f'merge: settings differ between shards res.rank0-of-2.jsonl and res.rank1-of-2.jsonl: {field}: rank 0'):
+            D.merge_shards(out)
+        assert not out.exists()
+        with pytest.raises(ValueError, match=f"differ in \\['{field}'\\]"): D.load_results(out)
+    # shards of another world size beside them
+    out = _copy_shards(two_shards, tmp_path / 'world')
+    (out.with_name('res.rank0-of-3.jsonl')).write_text(out.with_name('res.rank0-of-2.jsonl').read_text())
+    with pytest.raises(ValueError, match=r"2 world sizes beside res.jsonl: 2 processes: \['res.rank0-of-2.jsonl', 'res.rank1-of-2.jsonl'\]; 3 processes"):
+        D.merge_shards(out)
+    # a meta that does not match its file name, a shard without meta
+    out = _copy_shards(two_shards, tmp_path / 'name')
+    _edit_meta(out.with_name('res.rank1-of-2.jsonl'), rank=0)
+    with pytest.raises(ValueError, match='says rank 0 of 2, its file name 1 of 2'): D.merge_shards(out)
+    out = _copy_shards(two_shards, tmp_path / 'nometa')
+    D.ResultStore(out.with_name('res.rank0-of-2.jsonl')).meta_path.unlink()
+    with pytest.raises(ValueError, match='meta file res.rank0-of-2.jsonl.meta.json of shard res.rank0-of-2.jsonl is missing'): D.merge_shards(out)
+
+
+def test_merge_reports_missing_images(two_shards, tmp_path, capsys):
+    from gmc_nb.cli import main
+    out = _copy_shards(two_shards, tmp_path / 'inc')
+    p1 = out.with_name('res.rank1-of-2.jsonl'); lines = p1.read_text().splitlines(keepends=True)
+    p1.write_text(''.join(lines[:4]))                                    # 3 of rank 1's 7 images lost
+    with pytest.raises(ValueError, match=r'merge: 3 of 14 images missing in the shards of res.jsonl: rank 1: 3 of 7 images missing; .*--allow-incomplete'):
+        D.merge_shards(out)
+    assert not out.exists()
+    with pytest.raises(SystemExit) as ex: main(['debias-merge', str(out)])
+    assert ex.value.code == 2 and 'rank 1: 3 of 7 images missing' in capsys.readouterr().err
+    assert main(['debias-merge', str(out), '--allow-incomplete']) is None
+    cap = capsys.readouterr()
+    assert 'rank 1: 3 of 7 images missing' in cap.err and 'merged 11 images' in cap.out
+    assert D.ResultStore(out).read_meta()['incomplete'] == ['rank 1: 3 of 7 images missing']
+    # a missing rank file counts all its images
+    out = _copy_shards(two_shards, tmp_path / 'norank')
+    out.with_name('res.rank0-of-2.jsonl').unlink()
+    with pytest.raises(ValueError, match='rank 0: no shard file, 7 of 7 images missing'): D.merge_shards(out)
+
+
+BAD_OPTIONS = [(dict(batch_size=0), 'batch_size (--batch-size): must be an int >= 1, got 0'),
+               (dict(batch_images=0), 'batch_images (--batch-images)'),
+               (dict(temperature=0.), 'temperature (--temperature): must be a finite number > 0, got 0.0'),
+               (dict(temperature=float('nan')), 'temperature (--temperature): must be a finite number > 0, got nan'),
+               (dict(temperature=float('inf')), 'got inf'), (dict(temperature=-1.), 'got -1.0'),
+               (dict(max_side=0), 'max_side (--max-side): must be an int >= 8 or None, got 0'), (dict(max_side=7), 'got 7'),
+               (dict(limit=-1), 'limit (--limit): must be an int >= 0 or None, got -1'), (dict(workers=-1), 'workers (--workers)'),
+               (dict(degradations='fog:9'), 'degradations'), (dict(degradations='blur'), 'degradations'),
+               (dict(device='foo'), 'device'), (dict(rank=3, world_size=2), 'rank'), (dict(seed='x'), 'seed')]
+
+
+@pytest.mark.parametrize('kw,msg', BAD_OPTIONS, ids=[f'{k}={v}' for kw, _ in BAD_OPTIONS for k, v in kw.items() if k != 'world_size'])
+def test_bad_options_write_nothing(kw, msg, dataset, tiny_paths, tmp_path):
+    d, img_dir, mos = dataset
+    out = tmp_path / 'new' / 'r.jsonl'
+    with pytest.raises(ValueError) as e: D.run_debias(tiny_paths['llava'], img_dir, mos, out, progress=False, **kw)
+    assert msg in str(e.value), str(e.value)
+    assert not (tmp_path / 'new').exists()                 # no store, no meta, no lock, no folder
+
+
+def test_bad_options_cli(dataset, tiny_paths, tmp_path, capsys):
+    from gmc_nb.cli import main
+    d, img_dir, mos = dataset
+    out = tmp_path / 'new' / 'r.jsonl'
+    base = ['debias', '--model', str(tiny_paths['llava']), '--mos', str(mos), '--out', str(out), '--no-progress']
+    for extra, msg in [(['--batch-size', '0'], '--batch-size'), (['--temperature', '0'], '--temperature'), (['--temperature', 'nan'], '--temperature'),
+                       (['--max-side', '0'], '--max-side'), (['--limit', '-1'], '--limit'), (['--degradations', 'fog:0'], 'degradations'),
+                       (['--device', 'foo'], 'device')]:
+        with pytest.raises(SystemExit) as ex: main(base + ['--images', str(img_dir)] + extra)
+        err = capsys.readouterr().err
+        assert ex.value.code == 2 and msg in err and len(err.strip().splitlines()) == 1, (extra, err)
+    with pytest.raises(SystemExit) as ex: main(base + ['--images', str(tmp_path / 'no_such_folder')])
+    assert ex.value.code == 2 and 'no such folder' in capsys.readouterr().err
+    assert not (tmp_path / 'new').exists()
+
+
+def test_transient_errors_retried_on_resume(dataset, tiny_paths, tmp_path, monkeypatch):
+    img_dir, mos = _small(dataset, tmp_path, ('astronaut.png', 'coffee.png', 'corrupt.jpg', 'missing.png'))
+    out = tmp_path / 't.jsonl'
+    lmm = L.load_model(tiny_paths['llava'])
+    orig = D.prompt_logits
+    def flaky(lmm, images, ids, *a, **k):
+        if 'coffee.png' in ids: raise RuntimeError('CUDA out of memory (simulated)')
+        return orig(lmm, images, ids, *a, **k)
+    monkeypatch.setattr(D, 'prompt_logits', flaky)
+    i1 = D.run_debias(lmm, img_dir, mos, out, progress=False)
+    assert (i1['new_ok'], i1['new_errors']) == (1, 3)
+    recs = {r['image_id']: r for r in D.ResultStore(out).records()}
+    assert recs['coffee.png']['transient'] is True and 'CUDA out of memory' in recs['coffee.png']['error']
+    assert recs['corrupt.jpg']['transient'] is False and recs['missing.png']['transient'] is False
+    monkeypatch.setattr(D, 'prompt_logits', orig)
+    i2 = D.run_debias(lmm, img_dir, mos, out, resume=True, progress=False)
+    assert (i2['new_ok'], i2['new_errors'], i2['skipped'], i2['retried']) == (1, 0, 3, 1)
+    res = D.load_results(out).set_index('image_id')
+    assert len(res) == 4 and res.loc['coffee.png', 'status'] == 'ok' and res.loc['corrupt.jpg', 'status'] == 'error'
+    assert D.run_debias(lmm, img_dir, mos, out, resume=True, progress=False)['new_ok'] == 0   # unreadable files stay recorded
+
+
+def test_ids_resolved_exactly(dataset, tiny_paths, tmp_path, capsys):
+    from gmc_nb.cli import main
+    d, img_dir, mos = dataset
+    (tmp_path / 'q.json').write_text(json.dumps([{'img_path': 'moon.png', 'gt_score': 3}, {'img_path': 'setA/moon.png', 'gt_score': 1}]))
+    t = D.read_mos_table(tmp_path / 'q.json', img_dir)
+    assert t.path.tolist() == [str(img_dir / 'moon.png'), str(img_dir / 'setA' / 'moon.png')]
+    out = tmp_path / 'r.jsonl'
+    D.run_debias(tiny_paths['llava'], img_dir, tmp_path / 'q.json', out, progress=False)
+    res = D.load_results(out).set_index('image_id')
+    assert res.loc['moon.png', 'status'] == 'ok' and res.loc['setA/moon.png', 'status'] == 'error'
+    assert "no file 'setA/moon.png' under the image folder" in res.loc['setA/moon.png', 'error']
+    # ids leaving the folder: refused unless allowed
+    outside = tmp_path / 'outside.png'; outside.write_bytes((img_dir / 'moon.png').read_bytes())
+    (tmp_path / 'e.json').write_text(json.dumps([{'img_path': '../outside.png', 'gt_score': 3}, {'img_path': str(outside), 'gt_score': 2},
+                                                 {'img_path': 'coins.png', 'gt_score': 1}]))
+    sub = tmp_path / 'imgs'; sub.mkdir()
+    import shutil; shutil.copy(img_dir / 'coins.png', sub / 'coins.png')
+    with pytest.raises(ValueError, match=r"2 ids in e.json leave the image folder: \['../outside.png', '/.*outside.png'\].*allow_outside"):
+        D.read_mos_table(tmp_path / 'e.json', sub)
+    cmd = ['debias', '--model', str(tiny_paths['llava']), '--images', str(sub), '--mos', str(tmp_path / 'e.json'),
+           '--out', str(tmp_path / 'o.jsonl'), '--no-progress']
+    with pytest.raises(SystemExit) as ex: main(cmd)
+    assert ex.value.code == 2 and '--allow-outside-images' in capsys.readouterr().err and not (tmp_path / 'o.jsonl').exists()
+    assert main(cmd + ['--allow-outside-images']) is None
+    assert (D.load_results(tmp_path / 'o.jsonl').status == 'ok').all()
+    # ambiguous columns and duplicate ids
+    pd.DataFrame({'image_name': ['a.png'], 'file_name': ['b.png'], 'MOS': [1.]}).to_csv(tmp_path / 'a.csv', index=False)
+    with pytest.raises(ValueError, match=r"image_col: 2 image columns match in a.csv: \['image_name', 'file_name'\]"): D.read_mos_table(tmp_path / 'a.csv')
+    pd.DataFrame({'image': ['a.png'], 'mos': [1.], 'gt_score': [2.]}).to_csv(tmp_path / 'b.csv', index=False)
+    with pytest.raises(ValueError, match=r"mos_col: 2 MOS columns match in b.csv: \['mos', 'gt_score'\]"): D.read_mos_table(tmp_path / 'b.csv')
+    assert D.read_mos_table(tmp_path / 'b.csv', mos_col='gt_score').mos.tolist() == [2.]
+    pd.DataFrame({'image': ['a.png', 'b.png', 'a.png', 'b.png'], 'mos': [1., 2., 3., 5.]}).to_csv(tmp_path / 'd.csv', index=False)
+    with pytest.raises(ValueError, match=r"2 duplicate image ids in d.csv: \['a.png', 'b.png'\]"): D.read_mos_table(tmp_path / 'd.csv')
+    assert D.read_mos_table(tmp_path / 'd.csv', duplicates='mean').mos.tolist() == [2., 3.5]
+
+
+def test_second_writer_refused(dataset, tiny_paths, tmp_path):
+    img_dir, mos = _small(dataset, tmp_path, ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.png', 'camera.png', 'coins.png'))
+    out = tmp_path / 'w.jsonl'
+    proc = subprocess.Popen([sys.executable, '-c', SLOW_SCRIPT, str(tiny_paths['llava']), str(img_dir), str(mos), str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        t0 = time.time()
+        while not (out.is_file() and out.read_text().count('\n') >= 1):
+            if proc.poll() is not None: pytest.fail(f'run ended early: {proc.stderr.read().decode()[-2000:]}')
+            if time.time() - t0 > 120: pytest.fail('the first writer wrote nothing in 120 s')
+            time.sleep(.05)
+        with pytest.raises(ValueError, match=rf'w.jsonl is being written by another process \(pid {proc.pid} on host '):
+            D.run_debias(tiny_paths['llava'], img_dir, mos, out, resume=True, progress=False)
+        with pytest.raises(ValueError, match=f'pid {proc.pid}'):
+            D.run_debias(tiny_paths['llava'], img_dir, mos, out, resume=True, progress=False, rank=0, world_size=1)
+        assert proc.wait(120) == 0, proc.stderr.read().decode()[-2000:]
+    finally:
+        if proc.poll() is None: proc.kill()
+    ids = [r['image_id'] for r in D.ResultStore(out).records()]
+    assert len(ids) == len(set(ids)) == 6                          # every image once
+    assert D.run_debias(tiny_paths['llava'], img_dir, mos, out, resume=True, progress=False)['skipped'] == 6   # lock released
+
+
+def test_prepare_applies_exif_orientation(tiny_paths, tmp_path):
+    from PIL import Image
+    img = tmp_path / 'img'; img.mkdir()
+    a = np.random.default_rng(0).integers(0, 255, (32, 64, 3), dtype=np.uint8)   # 64 wide, 32 high as stored
+    ex = Image.Exif(); ex[0x0112] = 6                                               # shown rotated: 32 wide, 64 high
+    Image.fromarray(a).save(img / 'rot.jpg', exif=ex)
+    (tmp_path / 'm.json').write_text(json.dumps([{'img_path': 'rot.jpg', 'gt_score': 3}]))
+    D.run_debias(tiny_paths['llava'], img, tmp_path / 'm.json', tmp_path / 'r.jsonl', progress=False)
+    r = D.ResultStore(tmp_path / 'r.jsonl').records()[0]
+    assert r['status'] == 'ok' and (r['height'], r['width']) == (64, 32), r
+
+
+def test_debias_module_pyflakes_clean():
+    r = subprocess.run([sys.executable, '-m', 'pyflakes', D.__file__], capture_output=True, text=True)
+    assert r.returncode == 0 and not r.stdout.strip(), r.stdout

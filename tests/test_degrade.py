@@ -3,6 +3,7 @@
 Parity tests skip with a reason when imagecorruptions-imaug (or scikit-image, for the photographs) is not importable.
 """
 import argparse
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -254,3 +255,156 @@ def test_cli(tmp_path, capsys):
     a = ap.parse_args(['degrade', '--list'])
     a.func(a)
     assert 'zoom_blur' in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- one image rule: open_image (issue 12, items 7-10)
+def _png_claiming(path, w, h):
+    "A tiny PNG whose header claims w x h pixels (1-bit grayscale) and whose data is one compressed row."
+    import struct, zlib
+    def chunk(t, d): return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d) & 0xffffffff)
+    ihdr = struct.pack('>IIBBBBB', w, h, 1, 0, 0, 0, 0)
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IDAT', zlib.compress(b'\0' * 64)) + chunk(b'IEND', b''))
+    return path
+
+
+@pytest.fixture(scope='module')
+def image_files(tmp_path_factory):
+    "Synthetic files and the RGB 8-bit array each must give: 16-bit ramp, EXIF-rotated JPEG, RGBA PNG, P + transparency."
+    from PIL import ImageOps
+    d = tmp_path_factory.mktemp('one_rule')
+    out = {}
+    ramp = np.tile(np.linspace(0, 65535, 96).astype(np.uint16), (24, 1))
+    Image.fromarray(ramp).save(d / 'ramp16.png')
+    assert Image.open(d / 'ramp16.png').mode.startswith('I;16')
+    out['ramp16.png'] = as_rgb8(ramp)
+    rng = np.random.default_rng(0)
+    base = np.repeat(np.repeat(rng.integers(0, 256, (6, 10, 3), dtype=np.uint8), 8, 0), 8, 1)   # 48 x 80 blocks
+    for o in (3, 6, 8):
+        exif = Image.Exif(); exif[0x0112] = o
+        Image.fromarray(base).save(d / f'exif{o}.jpg', quality=95, exif=exif)
+        with Image.open(d / f'exif{o}.jpg') as im: out[f'exif{o}.jpg'] = np.asarray(ImageOps.exif_transpose(im).convert('RGB'))
+    rgba = np.zeros((20, 30, 4), np.uint8); rgba[..., 0] = 200; rgba[..., 1] = 30
+    rgba[..., 3] = np.linspace(0, 255, 30).astype(np.uint8)
+    Image.fromarray(rgba).save(d / 'rgba.png')
+    out['rgba.png'] = as_rgb8(rgba)
+    pal = Image.fromarray(np.tile(np.arange(4, dtype=np.uint8), (16, 4))).convert('P')
+    pal.putpalette([10, 20, 30, 200, 0, 0, 0, 200, 0, 0, 0, 200] + [0] * 756); pal.info['transparency'] = 0
+    pal.save(d / 'pal.png', transparency=0)
+    exp = np.asarray(Image.open(d / 'pal.png').convert('RGB')).copy(); exp[::, 0::4] = 255   # index 0 transparent: white
+    out['pal.png'] = exp
+    return d, out
+
+
+def test_one_rule_every_path(image_files):
+    "degrade, the LMM scorer's input and the debias explainer see the same array, the documented one, for every file."
+    from gmc_nb.degrade import open_image
+    from gmc_nb.lmm import load_image
+    from gmc_nb.debias_explain import _prepare_image
+    d, expected = image_files
+    for name, exp in expected.items():
+        f = d / name
+        got = np.asarray(open_image(f))
+        np.testing.assert_array_equal(got, exp, err_msg=name)
+        np.testing.assert_array_equal(np.asarray(load_image(f)), exp, err_msg=f'lmm.load_image {name}')
+        np.testing.assert_array_equal(np.asarray(load_image(Image.open(f))), exp, err_msg=f'lmm.load_image(PIL) {name}')
+        np.testing.assert_array_equal(_prepare_image(f, None, None)[0], exp, err_msg=f'debias_explain {name}')
+        np.testing.assert_array_equal(degrade(f, 'contrast', 2), degrade(exp, 'contrast', 2), err_msg=f'degrade {name}')
+        np.testing.assert_array_equal(degrade(Image.open(f), 'contrast', 2), degrade(exp, 'contrast', 2))
+        s = _prepare_image(f, None, 32)[0]
+        np.testing.assert_array_equal(np.asarray(load_image(f, max_side=32)), s, err_msg=f'max_side {name}')
+        assert max(s.shape[:2]) == min(32, max(exp.shape[:2]))
+    assert expected['exif6.jpg'].shape == (80, 48, 3) and expected['exif3.jpg'].shape == (48, 80, 3)
+    assert expected['ramp16.png'][0, -1, 0] == 255 and len(np.unique(expected['ramp16.png'])) > 90   # not clipped to 255
+
+
+def test_one_rule_16bit_shrunk_not_clipped(image_files):
+    from gmc_nb.degrade import open_image
+    d, _ = image_files
+    a = np.asarray(open_image(d / 'ramp16.png', max_side=48))
+    assert a.shape == (12, 48, 3) and a[0, 0, 0] <= 2 and a[0, -1, 0] >= 253
+    assert np.all(np.diff(a[0, :, 0].astype(int)) >= 0)           # still a ramp
+
+
+def test_pixel_limit_is_a_clear_error(tmp_path):
+    "A header claiming 100000 x 100000 pixels is refused before decoding, naming the file and the size, in every path."
+    from gmc_nb.degrade import open_image, MAX_PIXELS
+    from gmc_nb.lmm import load_image
+    from gmc_nb.debias_explain import _prepare_image
+    f = _png_claiming(tmp_path / 'bomb.png', 100_000, 100_000)
+    assert f.stat().st_size < 200
+    for fn in (lambda: open_image(f), lambda: load_image(f), lambda: _prepare_image(f, None, 512),
+               lambda: degrade(f, 'fog', 4, seed=0)):
+        with pytest.raises(ValueError, match=r'bomb\.png.*100000x100000.*max_pixels'): fn()
+    assert MAX_PIXELS == 100_000_000
+    with pytest.raises(ValueError, match='max_pixels'): open_image(_png_claiming(tmp_path / 's.png', 64, 64), max_pixels=100)
+
+
+@pytest.mark.parametrize('kind', ['truncated_jpeg', 'zero_bytes', 'directory', 'text', 'missing'])
+def test_unreadable_is_a_value_error_naming_the_file(kind, tmp_path):
+    from gmc_nb.degrade import open_image
+    from gmc_nb.lmm import load_image
+    from gmc_nb.debias_explain import _prepare_image
+    f = tmp_path / ('bad.jpg' if kind == 'truncated_jpeg' else 'bad.png')
+    if kind == 'truncated_jpeg':
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(f, quality=90)
+        f.write_bytes(f.read_bytes()[:1500])
+    elif kind == 'zero_bytes': f.write_bytes(b'')
+    elif kind == 'directory': f.mkdir()
+    elif kind == 'text': f.write_text('not an image at all')
+    for fn in (lambda: open_image(f), lambda: load_image(f), lambda: _prepare_image(f, None, None),
+               lambda: degrade(f, 'contrast', 1)):
+        with pytest.raises(ValueError, match=r'bad\.(jpg|png)'): fn()
+
+
+def test_cli_degrade_unreadable_and_exif(tmp_path):
+    "`gmc degrade` reads through open_image: EXIF applied; a zero-byte file is a ValueError naming it."
+    ap = argparse.ArgumentParser(); register_cli(ap.add_subparsers(dest='cmd'))
+    x = np.repeat(np.repeat(np.random.default_rng(1).integers(0, 256, (4, 6, 3), dtype=np.uint8), 8, 0), 8, 1)
+    exif = Image.Exif(); exif[0x0112] = 6
+    Image.fromarray(x).save(tmp_path / 'r.jpg', quality=95, exif=exif)
+    a = ap.parse_args(['degrade', str(tmp_path / 'r.jpg'), '--name', 'contrast', '--severity', '1', '--out', str(tmp_path / 'o.png')])
+    a.func(a)
+    assert np.asarray(Image.open(tmp_path / 'o.png')).shape == (48, 32, 3)
+    (tmp_path / 'z.png').write_bytes(b'')
+    a = ap.parse_args(['degrade', str(tmp_path / 'z.png'), '--name', 'fog', '--out', str(tmp_path / 'o2.png')])
+    with pytest.raises(ValueError, match='z.png'): a.func(a)
+    a = ap.parse_args(['degrade', '--name', 'fog'])
+    with pytest.raises(ValueError, match='IMAGE.*--out'): a.func(a)
+
+
+_PEAK = r"""
+import sys, numpy as np
+from PIL import Image
+from gmc_nb.debias_explain import _prepare_image
+def status(key):
+    for l in open('/proc/self/status'):
+        if l.startswith(key): return int(l.split()[1]) / 1024
+import gc; gc.collect()
+open('/proc/self/clear_refs', 'w').write('5')      # reset the peak (VmHWM) to the current RSS
+r0 = status('VmRSS')
+x = _prepare_image(sys.argv[1], None, 512)[0]
+print(x.shape[0], x.shape[1], status('VmHWM') - r0)
+"""
+
+
+def _peak_mb(path):
+    "Height, width and the growth of the peak RSS (MB) of reading `path` with max_side=512, in a fresh interpreter."
+    import subprocess, sys
+    out = subprocess.run([sys.executable, '-c', _PEAK, str(path)], capture_output=True, text=True, check=True)
+    h, w, mb = out.stdout.split()
+    return int(h), int(w), float(mb)
+
+
+@pytest.mark.skipif(not Path('/proc/self/clear_refs').exists(), reason='needs Linux /proc peak-RSS reset')
+def test_big_images_shrunk_on_load(tmp_path):
+    "6000x4000 JPEG (72 MB as RGB) and 4000x3000 PNG (36 MB) read at max_side=512: no full-size RGB copies."
+    y = np.linspace(0, 255, 4000, dtype=np.float32)[:, None]; xx = np.linspace(0, 255, 6000, dtype=np.float32)[None]
+    Image.merge('RGB', [Image.fromarray(((y + xx) / 2).astype(np.uint8))] * 3).save(tmp_path / 'big.jpg', quality=85)
+    h, w, mb = _peak_mb(tmp_path / 'big.jpg')
+    assert (h, w) == (341, 512)
+    assert mb < 30, f'peak RSS grew by {mb:.0f} MB reading a 6000x4000 JPEG at max_side=512 (draft: ~8 MB)'
+    g = np.add.outer(np.arange(3000) % 251, np.arange(4000) % 253).astype(np.uint8)
+    Image.merge('RGB', [Image.fromarray(g), Image.fromarray(g[::-1]), Image.fromarray(g[:, ::-1])]).save(tmp_path / 'big.png', compress_level=1)
+    h, w, mb = _peak_mb(tmp_path / 'big.png')
+    assert (h, w) == (384, 512)
+    assert mb < 72, f'peak RSS grew by {mb:.0f} MB reading a 4000x3000 PNG (36 MB decoded) at max_side=512'

@@ -191,7 +191,7 @@ def test_qbench_summary_reproduced(shared_data):
     ref = pd.read_csv(shared_data / 'lmm_logits' / 'summary_srcc_plcc.csv')
     rows = []
     for ds in L.QBENCH_DATASETS:
-        r = L.qbench_correlations(L.read_qbench_logits(ds, shared_data))
+        r = L.qbench_correlations(L.read_qbench_logits(ds, shared_data), temperatures=(1., 100.))
         rows.append(r.assign(dataset=ds))
     ours = pd.concat(rows).merge(ref, on=['dataset', 'model'], suffixes=('', '_ref'), validate='one_to_one')
     assert len(ours) == len(ref) == 90
@@ -217,3 +217,85 @@ def test_bench_real_config_constructs():
                        capture_output=True, text=True, cwd=ROOT, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'B parameters' in r.stdout and '746 tokens' in r.stdout
+
+
+
+# ---------------------------------------------------------------- issue 12: Q-Bench's T, unreadable images, bad model files
+def test_qbench_readers_default_to_qbench_T100(tmp_path):
+    "qbench_scores / qbench_correlations default to Q-Bench's own T = 100, and the PLCC column names its T."
+    rng = np.random.default_rng(7)
+    df = pd.DataFrame({'img_path': [f'{i}.jpg' for i in range(50)], 'gt_score': rng.uniform(0, 100, 50),
+                       'm__logit_good': rng.normal(15, 3, 50), 'm__logit_poor': rng.normal(15, 3, 50)})
+    assert L.QBENCH_TEMPERATURE == 100.
+    np.testing.assert_allclose(L.qbench_scores(df, 'm'), L.two_way_softmax(df.m__logit_good, df.m__logit_poor, 100), atol=1e-15)
+    r = L.qbench_correlations(df)
+    assert [c for c in r if c.startswith('PLCC')] == ['PLCC_T100'] and r.attrs['temperatures'] == [100.]
+    assert list(L.qbench_correlations(df, temperatures=(1.,)).columns)[-1] == 'PLCC_T1'
+
+
+def test_qbench_spaq_qwen_default(shared_data):
+    "The issue's case: SPAQ / qwen-vl, PLCC 0.669 (Q-Bench's T = 100) by default, not 0.387 (T = 1)."
+    from scipy import stats
+    df = L.read_qbench_logits('spaq', shared_data)
+    r = L.qbench_correlations(df, lmms=['qwen-vl'])
+    assert r.PLCC_T100.iloc[0] == pytest.approx(0.6690, abs=1e-4)
+    assert stats.pearsonr(L.qbench_scores(df, 'qwen-vl'), df.gt_score)[0] == pytest.approx(0.6690, abs=1e-4)
+    assert stats.pearsonr(L.qbench_scores(df, 'qwen-vl', temperature=1.), df.gt_score)[0] == pytest.approx(0.3871, abs=1e-4)
+
+
+def test_score_goes_on_past_unreadable_images(lmms, tiny_paths, tmp_path):
+    "gmc score records an unreadable image as a row with its error, scores the rest, and names T in the output."
+    from PIL import Image
+    d = tmp_path / 'imgs'; d.mkdir()
+    ims = _images(3, seed=8)
+    for i, im in enumerate(ims): Image.fromarray(im).save(d / f'ok{i}.png')
+    (d / 'zero.png').write_bytes(b'')
+    (d / 'dir.png').mkdir()
+    (d / 'text.jpg').write_text('not an image')
+    Image.fromarray(ims[0]).save(d / 'cut.jpg', quality=90); (d / 'cut.jpg').write_bytes((d / 'cut.jpg').read_bytes()[:300])
+    ap = argparse.ArgumentParser(); L.register_cli(ap.add_subparsers(dest='cmd'))
+    out = tmp_path / 'o.csv'
+    args = ap.parse_args(['score', '--model', str(tiny_paths['llava']), '--images', str(d), '--out', str(out), '--batch-size', '2'])
+    args.func(args)
+    df = pd.read_csv(out, keep_default_na=False)
+    assert len(df) == 7
+    bad = df[df.error != '']
+    assert sorted(Path(p).name for p in bad.images) == ['cut.jpg', 'dir.png', 'text.jpg', 'zero.png']
+    assert all(Path(p).name in e for p, e in zip(bad.images, bad.error))
+    assert (pd.to_numeric(bad.score, errors='coerce').isna()).all()
+    good = df[df.error == '']
+    assert len(good) == 3 and (good.temperature == 100.).all()        # --prompt qbench: Q-Bench's T by default
+    ref = L.score_images(lmms['llava'], [d / f'ok{i}.png' for i in range(3)], temperature=100.)
+    np.testing.assert_allclose(good.score.astype(float), ref.score, atol=1e-6)
+    assert (ref.temperature == 100.).all()
+    args = ap.parse_args(['score', '--model', str(tiny_paths['llava']), '--images', str(d), '--out', str(out), '--prompt', 'qalign'])
+    args.func(args)
+    assert (pd.read_csv(out).temperature == 1.).all()
+    with pytest.raises(ValueError, match='zero.png'): L.score_images(lmms['llava'], [d / 'zero.png'])
+
+
+def test_cli_score_bad_options_before_loading(tiny_paths, tmp_path):
+    ap = argparse.ArgumentParser(); L.register_cli(ap.add_subparsers(dest='cmd'))
+    base = ['score', '--model', str(tmp_path / 'not_a_model'), '--images', str(tmp_path), '--out', str(tmp_path / 'o.csv')]
+    for extra, field in ((['--device', 'foo'], 'device'), (['--batch-size', '0'], 'batch_size'),
+                         (['--temperature', '0'], 'temperature'), (['--temperature', 'nan'], 'temperature'),
+                         (['--prompt', 'qdebias_quality'], 'prompt')):
+        a = ap.parse_args(base + extra)
+        with pytest.raises(ValueError, match=field): a.func(a)
+    assert not (tmp_path / 'o.csv').exists()
+
+
+def test_load_model_bad_files_are_value_errors(tiny_paths, tmp_path):
+    "A truncated safetensors file and an unreadable config.json: ValueError naming the file."
+    import shutil
+    t = tmp_path / 'trunc'; shutil.copytree(tiny_paths['llava'], t)
+    w = t / 'model.safetensors'; w.write_bytes(w.read_bytes()[:w.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r'model\.safetensors.*truncated'): L.load_model(t)
+    w.write_bytes(b'\x10')
+    with pytest.raises(ValueError, match=r'model\.safetensors'): L.load_model(t)
+    c = tmp_path / 'cfg'; shutil.copytree(tiny_paths['llava'], c)
+    (c / 'config.json').write_text('{not json')
+    with pytest.raises(ValueError, match=r'config\.json'): L.load_model(c)
+    n = tmp_path / 'noweights'; shutil.copytree(tiny_paths['llava'], n); (n / 'model.safetensors').unlink()
+    with pytest.raises(ValueError, match='noweights'): L.load_model(n)
+    with pytest.raises(ValueError, match='device'): L.load_model(tiny_paths['llava'], device='foo')

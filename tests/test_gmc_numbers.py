@@ -1,0 +1,179 @@
+"""GMC numbers that must not be silently wrong (issue 12, items 11-14, 18, 20 of the GMC core)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gmc_nb.data import example_scores
+from gmc_nb.correlation import gmc_inputs, gmc_points, gmc_grid, gmc_point_loop, c_kernel, METHODS
+from gmc_nb.std import resolve_std, floor_std
+from gmc_nb.surface import correlation_surface, lhs_points, grid_points
+
+ex = example_scores(80)
+LO, HI = float(ex.mos.min()), float(ex.mos.max())
+QP, DP = [1.5, 2.5, 3.5, 2.5], [0.3, 0.3, 0.3, 1.5]
+KERNELS = ['torch'] + (['c'] if c_kernel() is not None else [])
+
+
+# ---- item 11: scale invariance, no overflow -------------------------------------------------------------------
+@pytest.mark.parametrize('scale', [1e300, 1e-300, 1e160, -1e300])
+def test_scaled_predictions_give_the_same_values(scale):
+    inp0 = gmc_inputs(ex.mos, ex[['uniform', 'coarse']], std=ex['std'])
+    inp1 = gmc_inputs(ex.mos, ex[['uniform', 'coarse']] * abs(scale), std=ex['std'])
+    for kernel in KERNELS:
+        for kendall in 'ab':
+            a = gmc_points(inp0, Q=QP, D=DP, kernel=kernel, kendall=kendall)
+            b = gmc_points(inp1, Q=QP, D=DP, kernel=kernel, kendall=kendall)
+            for m in METHODS: np.testing.assert_allclose(b[m], a[m], rtol=0, atol=1e-12, err_msg=f'{kernel} {m} x{scale}')
+    g0 = gmc_grid(inp0, Qs=[1.5, 2.5, 3.5], Ds=[0.3, 1.5])
+    g1 = gmc_grid(inp1, Qs=[1.5, 2.5, 3.5], Ds=[0.3, 1.5])
+    for k in g0['values']: np.testing.assert_allclose(g1['values'][k], g0['values'][k], rtol=0, atol=1e-12, err_msg=str(k))
+    for m in METHODS:
+        np.testing.assert_allclose(gmc_point_loop(inp1, 2.5, 0.3, 0, m), gmc_point_loop(inp0, 2.5, 0.3, 0, m), rtol=0, atol=1e-12)
+
+
+def test_scaled_mos_gives_the_same_correlations():
+    "Scaling the MOS scales the axes too; the correlations at the scaled points are unchanged"
+    for s in (1e150, 1e-150):
+        a = gmc_points(ex.mos, ex.uniform, QP, DP, std=ex['std'], rho='none')   # the regulator bins MOS: rounding moves bins
+        b = gmc_points(ex.mos * s, ex.uniform, np.array(QP) * s, np.array(DP) * s, std=ex['std'] * s, rho='none')
+        for m in METHODS: np.testing.assert_allclose(b[m], a[m], rtol=0, atol=1e-10, err_msg=f'{m} x{s}')
+
+
+# ---- item 12: query points outside the data ---------------------------------------------------------------
+@pytest.mark.parametrize('Q,D,msg', [
+    ([2.5, LO - 0.1], [0.5, 0.5], 'query point 1: Q = '),
+    ([HI + 1e-9], [0.5], 'query point 0: Q = '),
+    ([2.5, 2.5, 2.5], [0.5, 0.1, HI - LO + 0.5], 'query point 2: D (|ΔMOS|) = '),
+])
+def test_points_outside_the_data_are_refused(Q, D, msg):
+    for kernel in KERNELS:
+        with pytest.raises(ValueError, match=msg.replace('(', r'\(').replace(')', r'\)').replace('|', r'\|')) as e:
+            gmc_points(ex.mos, ex.uniform, Q, D, std=ex['std'], kernel=kernel)
+        assert 'extrapolate=True' in str(e.value)
+
+
+def test_grid_outside_the_data_is_refused():
+    with pytest.raises(ValueError, match=r'Qs\[1\] = '):
+        gmc_grid(ex.mos, ex.uniform, Qs=[2.0, HI + 1], Ds=[0.5], std=ex['std'])
+    with pytest.raises(ValueError, match=r'Ds\[0\] = '):
+        gmc_grid(ex.mos, ex.uniform, Qs=[2.0], Ds=[HI - LO + 1], std=ex['std'])
+
+
+def test_extrapolation_on_request_c_and_torch_agree():
+    if 'c' not in KERNELS: pytest.skip('no C kernel here')
+    inp = gmc_inputs(ex.mos, ex.uniform, std=ex['std'])
+    # far outside: where every pair weight is below e^-708 (C flushes it to 0), torch must not keep subnormals
+    # (today's torch kept subnormal weights there: PLCC 1.034 at Q=1.93, D=39.7, where C says "empty")
+    Q = [LO - 1, HI + 1, 3.0, 3.0, LO - 10] + list(np.repeat(np.linspace(LO, HI, 9), 60))
+    D = [0.5, 0.5, HI - LO + 1, 40., 0.5] + list(np.tile(np.linspace(0, 60, 60), 9))
+    a = gmc_points(inp, Q=Q, D=D, kernel='c', extrapolate=True)
+    b = gmc_points(inp, Q=Q, D=D, kernel='torch', extrapolate=True)
+    for m in METHODS:
+        assert (np.isnan(a[m]) == np.isnan(b[m])).all(), (m, a[m].to_numpy(), b[m].to_numpy())
+        ok = np.isfinite(a[m])
+        np.testing.assert_allclose(b[m][ok], a[m][ok], rtol=0, atol=1e-8)
+
+
+def test_point_helpers_stay_inside_the_data():
+    for s in range(30):
+        for lo, hi in [(0.1, 0.7), (1.12, 4.3606), (-3.3, 1e-3), (0.0, 1.0)]:
+            p = lhs_points(lo, hi, n=300, seed=s)
+            assert p.Q.between(lo, hi).all() and p.Qd.between(0, hi - lo).all()
+    for lo, hi in [(0.1, 0.7), (1.12, 4.3606)]:
+        g = grid_points(lo, hi, 13, 17)
+        assert g.Q.between(lo, hi).all() and g.Qd.between(0, hi - lo).all()
+    m = ex.mos.to_numpy()
+    p = lhs_points(m.min(), m.max(), n=100, seed=1)
+    gmc_points(m, ex.uniform, p.Q, p.Qd, std=ex['std'])        # accepted as they are
+
+
+# ---- item 13: zero std ------------------------------------------------------------------------------------
+@pytest.mark.parametrize('std', [np.zeros(80), np.full(80, 1e-9)])
+def test_all_zero_std_is_one_clear_error(std, tmp_path):
+    msg = 'std: all 80 values are 0 (or below the floor 1e-06 of the MOS range'
+    pat = msg.replace('(', r'\(')
+    with pytest.raises(ValueError, match=pat): gmc_inputs(ex.mos, ex.uniform, std=std)
+    with pytest.raises(ValueError, match=pat): gmc_inputs(ex.mos, ex.uniform, std=std, rho='none')
+    with pytest.raises(ValueError, match=pat): gmc_points(ex.mos, ex.uniform, [2.5], [0.5], std=std)
+    with pytest.raises(ValueError, match=pat): resolve_std(ex.mos, std)
+    with pytest.raises(ValueError, match=pat): floor_std(std, ex.mos)
+    f = tmp_path / 'std.txt'; f.write_text('\n'.join(map(str, std)))
+    with pytest.raises(ValueError, match=r'std \(file .*\): all 80 values are 0'): gmc_inputs(ex.mos, ex.uniform, std_file=f)
+
+
+def test_some_zero_std_is_fine():
+    std = ex['std'].to_numpy().copy(); std[:5] = 0
+    gmc_inputs(ex.mos, ex.uniform, std=std)
+
+
+# ---- item 18: global KRCC uses the surface's Kendall variant -------------------------------------------------
+def test_summary_global_krcc_matches_variant():
+    from scipy import stats
+    y = np.round(ex.mos.to_numpy(), 1); p = np.round(ex.coarse.to_numpy(), 2)          # ties in both
+    n0 = len(y) * (len(y) - 1) / 2
+    i, j = np.triu_indices(len(y), 1)
+    tau_a = np.sum(np.sign(y[i] - y[j]) * np.sign(p[i] - p[j])) / n0
+    huge = np.full(len(y), 1e6)                     # every pair weighs the same: GMC-KRCC is the global one
+    for kendall, want in (('a', tau_a), ('b', stats.kendalltau(y, p)[0])):
+        s = correlation_surface(y, pd.Series(p, name='coarse'), n_grid=3, std=huge, rho='none', kendall=kendall)
+        row = s.summary().set_index('method').loc['KRCC']
+        assert abs(row['global'] - want) < 1e-12, (kendall, row['global'], want)
+        assert abs(row['GMC'] - want) < 1e-6, (kendall, row['GMC'], want)
+    assert abs(tau_a - stats.kendalltau(y, p)[0]) > 1e-3        # the two variants do differ here
+
+
+# ---- item 20: memory, n_grid, device ----------------------------------------------------------------------
+def test_huge_grid_is_refused_before_allocating():
+    with pytest.raises(ValueError, match=r'n_grid: 3000000 .* needs about .* GB of memory'):
+        correlation_surface(ex.mos, ex.uniform, n_grid=3_000_000, std=ex['std'])
+    with pytest.raises(ValueError, match=r'grid: .* needs about .* GB'):
+        gmc_grid(ex.mos, ex.uniform, Qs=np.linspace(LO, HI, 200_000), Ds=np.linspace(0, HI - LO, 200_000), std=ex['std'])
+
+
+def test_memory_limit_env(monkeypatch):
+    monkeypatch.setenv('GMC_NB_MAX_MEMORY', '0.000001')
+    with pytest.raises(ValueError, match='over the 1e-06 GB available'):
+        correlation_surface(ex.mos, ex.uniform, n_grid=101, std=ex['std'])
+    with pytest.raises(ValueError, match='query points needs about'):
+        gmc_points(ex.mos, ex.uniform, np.full(2000, 2.5), np.full(2000, 0.5), std=ex['std'])
+
+
+@pytest.mark.parametrize('n_grid', [1, 0, -5, 2.5, '11', True])
+def test_bad_n_grid(n_grid):
+    with pytest.raises(ValueError, match='n_grid'):
+        correlation_surface(ex.mos, ex.uniform, n_grid=n_grid, std=ex['std'])
+
+
+@pytest.mark.parametrize('device', ['foo', 'cuda:x', 'gpu'])
+def test_bad_device_is_a_value_error(device):
+    for f in (lambda: gmc_points(ex.mos, ex.uniform, [2.5], [0.5], std=ex['std'], device=device),
+              lambda: gmc_grid(ex.mos, ex.uniform, Qs=[2.5], Ds=[0.5], std=ex['std'], device=device),
+              lambda: correlation_surface(ex.mos, ex.uniform, n_grid=5, std=ex['std'], device=device)):
+        with pytest.raises(ValueError, match='device'): f()
+
+
+# ---- item 14: single-precision grids on real data -----------------------------------------------------------
+def _single_vs_double(shared_data, dataset, tau, n_grid, model):
+    from gmc_nb.datasets import load_dataset
+    inp = load_dataset(dataset, models=[model], root=shared_data).gmc_inputs(tau=tau)
+    axes = dict(Qs=np.linspace(inp.mos.min(), inp.mos.max(), n_grid), Ds=np.linspace(0, np.ptp(inp.mos), n_grid))
+    gd, gs = gmc_grid(inp, **axes), gmc_grid(inp, **axes, precision='single')
+    worst = 0.
+    for k in gd['values']:
+        a, b = gd['values'][k], gs['values'][k]
+        assert (np.isfinite(a) == np.isfinite(b)).all(), f'{dataset} {k}: single precision lost or gained cells'
+        worst = max(worst, float(np.nanmax(np.abs(a - b))))
+    assert worst <= 1e-5, f'{dataset}: single differs from double by {worst:.2e}'
+    print(dataset, tau, 'max |single - double|', worst)
+
+
+@pytest.mark.parametrize('dataset,tau,n_grid,model', [('tid2013', 1., 21, 'ssim'), ('LIVEC', 1., 21, 'niqe'),
+                                                      ('kadid10k', 0.1, 11, 'ssim')])
+def test_single_precision_grid_holds(shared_data, dataset, tau, n_grid, model):
+    _single_vs_double(shared_data, dataset, tau, n_grid, model)
+
+
+@pytest.mark.slow
+def test_single_precision_grid_holds_pipal(shared_data):
+    _single_vs_double(shared_data, 'pipal', 1., 11, 'ssim')
