@@ -15,7 +15,7 @@ from .std import resolve_std, floor_std, STD_FLOOR
 from .regulator import regulator_weights
 
 # %% auto #0
-__all__ = ['RANKS', 'METHODS', 'KERNELS', 'LOG_TINY', 'score_ranks', 'weighted_correlation', 'GMCInputs', 'gmc_inputs',
+__all__ = ['RANKS', 'METHODS', 'KERNELS', 'LOG_FLUSH', 'score_ranks', 'weighted_correlation', 'GMCInputs', 'gmc_inputs',
            'gmc_point_loop', 'c_kernel', 'c_kernel_status', 'gmc_points', 'gmc_grid']
 
 # %% ../nbs/04_correlation.ipynb #c006
@@ -648,7 +648,7 @@ def _grid_bytes(n, nQ, nD, R, workers, block, device='cpu'):
     block = block or (4096 if device == 'cpu' else 2 ** 16)
     return 8. * (R * nD * nQ * (2 * workers + 2) + workers * block * (nQ + (R + 1) * nD) + 2 * n * nQ)
 
-LOG_TINY = float(np.log(np.finfo(float).tiny))   # log of the smallest normal double, about -708.4
+LOG_FLUSH = -708.   # pair weights below e^-708 of the point's largest possible weight count as 0, in every engine
 
 def gmc_grid(mos,                    # MOS per image (or a `GMCInputs`)
              pred=None,              # predictions, as in `gmc_points`
@@ -710,9 +710,10 @@ def gmc_grid(mos,                    # MOS per image (or a `GMCInputs`)
     res = _finish(S, spec, kern.m, methods, kendall)
     with np.errstate(divide='ignore', invalid='ignore'):
         logw = np.log(S[..., 0]) + 2 * colmax.cpu().numpy()[None, :]
-    # a cell whose pairs weigh less than the smallest normal double in all is empty, as in the point kernels (whose
-    # exp flushes such weights to 0): its sums are subnormal and their ratios lose digits (|r| > 1 was seen)
-    empty = ~(logw >= LOG_TINY)
+    # S is scaled by each column's largest possible pair weight, as the point kernels shift theirs; a cell whose
+    # pairs all weigh below e^-708 of it is empty there (their exp flushes such weights to 0), and here its
+    # sums would be subnormal, their ratios short of digits (|r| > 1 was seen)
+    with np.errstate(divide='ignore'): empty = ~(np.log(S[..., 0]) >= LOG_FLUSH)
     for v in res.values(): v[empty] = np.nan
     lost = ~empty & np.logical_or.reduce([~np.isfinite(v) for v in res.values()])
     if precision == 'single' and lost.any():
