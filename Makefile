@@ -49,9 +49,9 @@ check-sync: $(STAMP)
 
 ## Every module imports in a fresh interpreter, and pyflakes finds nothing in gmc_nb/ (generated _modidx.py excluded)
 lint: $(STAMP)
-	@for f in gmc_nb/*.py; do m=$$(basename $$f .py); test "$$m" = __init__ && continue; \
-	  $(BIN)/python -c "import gmc_nb.$$m" || { echo "gmc_nb.$$m does not import in a fresh interpreter"; exit 1; }; done
-	$(BIN)/python -m pyflakes $$(ls gmc_nb/*.py | grep -v '_modidx\.py$$')
+	@for f in $$(find gmc_nb -name '*.py' ! -name __init__.py ! -name _modidx.py | sort); do m=$$(echo $${f%.py} | tr / .); \
+	  $(BIN)/python -c "import $$m" || { echo "$$m does not import in a fresh interpreter"; exit 1; }; done
+	$(BIN)/python -m pyflakes $$(find gmc_nb -name '*.py' ! -name _modidx.py | sort)
 
 bench: $(STAMP)
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -36,8 +36,8 @@ def build(args):
 
 def photos(n, size):
     "Real photographs from installed wheels (skimage, matplotlib), cycled to n, longer side `size`."
-    from gmc_nb.debias import sample_dataset
-    from gmc_nb.degrade import open_image
+    from gmc_nb.testing import sample_dataset
+    from gmc_nb.images import open_image
     d = Path(tempfile.mkdtemp(prefix='bench_debias_'))
     img_dir, mos = sample_dataset(d, n=min(n, 12), size=size)
     ims = [np.asarray(open_image(p)) for p in sorted(img_dir.glob('*.png'))]   # as run_debias reads them
@@ -50,7 +50,7 @@ def sync(lmm):
 
 
 def timed_pipeline(lmm, ims, ids, bs, images_per_batch):
-    from gmc_nb.prompting import prompt_logits
+    from gmc_nb.qdebias.prompting import prompt_logits
     sync(lmm); t = time.perf_counter()
     parts = [prompt_logits(lmm, ims[s:s + images_per_batch], ids[s:s + images_per_batch], baseline=False, batch_size=bs)
              for s in range(0, len(ims), images_per_batch)]
@@ -95,7 +95,7 @@ def main(argv=None):
         passes = sum(math.ceil(8 * len(ims[s:s + ipb]) / bs) for s in range(0, n, ipb)) / n
         rows.append((name, bs, passes, statistics.median(times[name]), float(np.abs(first[name] - ref).max())))
     if not args.no_run:
-        from gmc_nb.debias import run_debias
+        from gmc_nb.qdebias.run import run_debias
         bs = max(int(b) for b in args.batch_sizes.split(','))
         ts = []
         for r in range(args.repeats):

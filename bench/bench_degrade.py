@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gmc_nb.degrade import QDEBIAS, degrade  # noqa: E402
+from gmc_nb.qdebias.degrade import QDEBIAS, degrade# noqa: E402
 
 try:
     from imagecorruptions import corrupt

@@ -30,7 +30,7 @@ CASES = {
 
 def load(root, case):
     from gmc_nb.data import read_floats
-    from gmc_nb.correlation import gmc_inputs
+    from gmc_nb.gmc.inputs import gmc_inputs
     ds, stdsrc, ref, model = CASES[case]
     t = pd.read_csv(root / 'predictions' / ds / f'{model}.csv')
     std = (read_floats(root / 'gmc_reference' / ref / stdsrc) if stdsrc.endswith('.txt')
@@ -43,13 +43,15 @@ def load(root, case):
 def run_one(a):
     "Child process: time one case, print one JSON line"
     from gmc_nb.data import shared_data_dir
-    from gmc_nb.correlation import gmc_points, gmc_point_loop, gmc_inputs, METHODS
-    from gmc_nb.surface import correlation_surface
+    from gmc_nb.gmc.points import gmc_points
+    from gmc_nb.gmc.correlation import gmc_point_loop, METHODS
+    from gmc_nb.gmc.inputs import gmc_inputs
+    from gmc_nb.gmc.surface import correlation_surface
     root = shared_data_dir(required=True)
     kind, case = a.child.split(':')
     inp, pts = load(root, case)
     if kind == 'fast':
-        f = lambda: gmc_points(inp, Q=pts.Q, D=pts.Qd, device=a.device, kernel=a.kernel)
+        f = lambda: gmc_points(inp, Q=pts.Q, D=pts.D, device=a.device, kernel=a.kernel)
     elif kind == 'surface':
         f = lambda: correlation_surface(inp, n_grid=101, device=a.device)
     elif kind == 'surface7':
@@ -60,7 +62,7 @@ def run_one(a):
     elif kind == 'loop':
         k = a.loop_points
         def f():
-            for q, d in zip(pts.Q[:k], pts.Qd[:k]):
+            for q, d in zip(pts.Q[:k], pts.D[:k]):
                 for m in METHODS: gmc_point_loop(inp, q, d, 0, m)
     f()                                           # warm-up (imports torch, fills caches)
     if a.device.startswith('cuda'):

@@ -35,7 +35,7 @@ def real_config(vocab_size=151936):
 def real_processor():
     "The in-memory tokenizer of the tests with a SigLIP 384 px PIL image processor: 729 image tokens per image."
     from transformers import LlavaProcessor, SiglipImageProcessorPil
-    from gmc_nb.lmm import tiny_tokenizer, CHATML_TEMPLATE
+    from gmc_nb.testing import tiny_tokenizer, CHATML_TEMPLATE
     tok = tiny_tokenizer()
     assert tok.convert_tokens_to_ids('<image>') == 4
     ip = SiglipImageProcessorPil(size={'height': 384, 'width': 384})
@@ -53,7 +53,8 @@ def n_params(cfg):
 
 def build(args):
     import torch
-    from gmc_nb.lmm import LMM, tiny_vlm_parts, _torch_dtype, _resolve_device
+    from gmc_nb.qdebias.lmm import LMM, _torch_dtype, _resolve_device
+    from gmc_nb.testing import tiny_vlm_parts
     device = _resolve_device(args.device)
     dtype = _torch_dtype(args.dtype, device)
     if args.config == 'tiny':
@@ -77,7 +78,7 @@ def images(n, size, seed=0):
 
 def timed(lmm, reqs, bs):
     import torch
-    from gmc_nb.lmm import score_requests
+    from gmc_nb.qdebias.lmm import score_requests
     if torch.cuda.is_available() and lmm.device.type == 'cuda': torch.cuda.synchronize()
     t = time.perf_counter()
     df = score_requests(lmm, reqs, batch_size=bs)
@@ -129,7 +130,7 @@ def main(argv=None):
               f'{cfg.text_config.num_hidden_layers}x{cfg.text_config.hidden_size}; '
               f'{n_params(cfg) / 1e9:.2f} B parameters (meta device, nothing allocated)')
         proc = real_processor()
-        from gmc_nb.lmm import render_prompt
+        from gmc_nb.qdebias.lmm import render_prompt
         from PIL import Image
         enc = proc(text=[render_prompt(proc, 'qbench')], images=[[Image.new('RGB', (512, 384))]], return_tensors='pt')
         print(f'one qbench request: {enc["input_ids"].shape[1]} tokens, pixel_values {tuple(enc["pixel_values"].shape)}')

@@ -15,9 +15,11 @@ from dataclasses import replace
 import numpy as np
 from scipy import stats
 
-from gmc_nb.datasets import load_dataset
-from gmc_nb.stats import bootstrap_global, bootstrap_surface, resample_counts
-from gmc_nb.correlation import gmc_inputs, gmc_grid
+from gmc_nb.analysis.datasets import load_dataset
+from gmc_nb.analysis.stats import bootstrap_global, resample_counts
+from gmc_nb.analysis.surface_stats import bootstrap_surface
+from gmc_nb.gmc.inputs import gmc_inputs
+from gmc_nb.gmc.points import gmc_grid
 
 
 def timed(f, repeats):

@@ -115,8 +115,8 @@ def test_degrade_unreadable_image(files, tmp_path, bad):
 # ------------------------------------------------------------------ gmc score (helper H3): model and images
 @pytest.fixture(scope='module')
 def tiny_model(tmp_path_factory):
-    import gmc_nb.lmm as L
-    return L.tiny_vlm('llava', tmp_path_factory.mktemp('tiny') / 'llava', seed=1)
+    from gmc_nb.testing import tiny_vlm
+    return tiny_vlm('llava', tmp_path_factory.mktemp('tiny') / 'llava', seed=1)
 
 
 def test_score_truncated_safetensors(tiny_model, files, tmp_path):
@@ -204,8 +204,8 @@ def test_dmos_needs_a_direction(dmos_table, tmp_path, cmd):
 
 def test_dmos_points_agree_with_mos(dmos_table, tmp_path):
     "With --lower-better-mos a good model's GMC is what it is on the MOS (not -0.8), and the meta records it"
-    pts = pd.DataFrame({'Q': [6 - 2.5, 6 - 3.0], 'Qd': [0.5, 1.0]}); pts.to_csv(tmp_path / 'q_dmos.csv', index=False)
-    pd.DataFrame({'Q': [2.5, 3.0], 'Qd': [0.5, 1.0]}).to_csv(tmp_path / 'q_mos.csv', index=False)
+    pts = pd.DataFrame({'Q': [6 - 2.5, 6 - 3.0], 'D': [0.5, 1.0]}); pts.to_csv(tmp_path / 'q_dmos.csv', index=False)
+    pd.DataFrame({'Q': [2.5, 3.0], 'D': [0.5, 1.0]}).to_csv(tmp_path / 'q_mos.csv', index=False)
     r = gmc('points', dmos_table / 'dmos.csv', '--pred-col', 'uniform', '--lower-better-mos', '--sample-file', tmp_path / 'q_dmos.csv',
             '--method', 'SRCC', '--regulator', 'none', '--out', tmp_path / 'd.csv')
     assert r.returncode == 0, r.stderr[-2000:]
@@ -261,7 +261,7 @@ def test_duplicate_image_ids(tmp_path):
 
 # ------------------------------------------------------------------ gmc points --extrapolate (helper H1's option of gmc_points)
 def test_points_extrapolate(files, tmp_path):
-    pd.DataFrame({'Q': [0.0], 'Qd': [0.5]}).to_csv(tmp_path / 'outside.csv', index=False)    # MOS is in [1, 5]
+    pd.DataFrame({'Q': [0.0], 'D': [0.5]}).to_csv(tmp_path / 'outside.csv', index=False)    # MOS is in [1, 5]
     error_line(gmc('points', files / 'ex.csv', '--pred-col', 'uniform', '--sample-file', tmp_path / 'outside.csv'), 'Q')
     r = gmc('points', files / 'ex.csv', '--pred-col', 'uniform', '--sample-file', tmp_path / 'outside.csv', '--extrapolate',
             '--out', tmp_path / 'o.csv')

@@ -5,9 +5,11 @@ import pandas as pd
 import pytest
 
 from gmc_nb.data import read_floats, example_scores
-from gmc_nb.correlation import gmc_inputs, gmc_points, gmc_point_loop, METHODS
-from gmc_nb.regulator import regulator_weights
-from gmc_nb.surface import correlation_surface
+from gmc_nb.gmc.inputs import gmc_inputs
+from gmc_nb.gmc.points import gmc_points
+from gmc_nb.gmc.correlation import gmc_point_loop, METHODS
+from gmc_nb.gmc.regulator import regulator_weights
+from gmc_nb.gmc.surface import correlation_surface
 
 # GMC.md §10: row 84 of these SRCC files was edited by hand upstream (+0.004..+0.007)
 KNOWN_BAD = {('clipiqa', 'SRCC'), ('clipiqa+', 'SRCC'), ('qualiclip', 'SRCC'), ('topiq_nr', 'SRCC')}
@@ -35,7 +37,7 @@ def _groups(root, ds, ref, std):
 
 
 def _compare(root, ref, inp, pts, models=None):
-    res = gmc_points(inp, Q=pts.Q, D=pts.Qd)
+    res = gmc_points(inp, Q=pts.Q, D=pts.Qd)   # reference sample files name the |ΔMOS| column Qd
     worst = {}
     for m in models or inp.models:
         ours = res[res.model == m].reset_index(drop=True) if 'model' in res else res
@@ -187,7 +189,10 @@ def test_cli_reports_bad_column(tmp_path):
 _FALLBACK = r"""
 import warnings, numpy as np
 from gmc_nb.data import example_scores
-from gmc_nb.correlation import gmc_points, gmc_point_loop, gmc_inputs, c_kernel_status, METHODS
+from gmc_nb.gmc.points import gmc_points
+from gmc_nb.gmc.correlation import gmc_point_loop, METHODS
+from gmc_nb.gmc.inputs import gmc_inputs
+from gmc_nb.gmc.engine_c import c_kernel_status
 ex = example_scores(80)
 inp = gmc_inputs(ex.mos, ex.uniform, std=ex['std'])
 with warnings.catch_warnings(record=True) as w:
@@ -223,7 +228,7 @@ def test_c_kernel_builds_into_cache(tmp_path):
     if not (os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc') or shutil.which('clang')):
         pytest.skip('no C compiler on this machine: the torch fallback is tested instead')
     e = dict(os.environ, GMC_NB_CACHE=str(tmp_path)); e.pop('GMC_NB_KERNEL', None)
-    code = "from gmc_nb.correlation import c_kernel_status; print(c_kernel_status())"
+    code = "from gmc_nb.gmc.engine_c import c_kernel_status; print(c_kernel_status())"
     for _ in range(2):
         r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=e, timeout=300)
         assert r.returncode == 0 and r.stdout.startswith('compiled: ' + str(tmp_path)), r.stdout + r.stderr

@@ -3,8 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gmc_nb.datasets import (REGISTRY, dataset_info, validate_mos, from_frame, load_dataset, read_gmc_predictions,
-                             join_predictions, gmc_models)
+from gmc_nb.analysis.datasets import REGISTRY, dataset_info, validate_mos, from_frame, load_dataset, read_gmc_predictions, join_predictions, gmc_models
 
 
 def test_registry_covers_standard_sets():

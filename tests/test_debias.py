@@ -8,8 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gmc_nb import aggregate as A, debias as D, prompting as P
-from gmc_nb import lmm as L
+from gmc_nb.qdebias.aggregate import aggregate, aggregation_weights, score_variants, simulate_rater, srcc_table
+from gmc_nb.qdebias.lmm import LMM, load_model
+from gmc_nb.qdebias.prompting import logit_columns, prompt_logits
+from gmc_nb.qdebias.report import evaluate
+from gmc_nb.qdebias.run import load_results, merge_shards, run_debias
+from gmc_nb.qdebias.store import RUN_FIELDS, ResultStore, model_fingerprint, shard_files, shard_rows
+from gmc_nb.qdebias.table import read_mos_table
+from gmc_nb.testing import TINY_ARCHS, sample_dataset, tiny_vlm, tiny_vlm_parts
+
+import gmc_nb.qdebias.run as run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 GMC = str(Path(sys.executable).parent / 'gmc')
@@ -24,17 +32,17 @@ def test_aggregation_hand_computed():
     py = [[1., .5, .25, 0.], [.2, .2, .2, .2]]
     e = [math.exp(v) for v in py[0]]
     w = [v / sum(e) for v in e]
-    assert A.aggregate(pg, py)[0] == pytest.approx(sum(a * b for a, b in zip(w, pg[0])), abs=1e-12)
-    assert A.aggregate(pg, py, 'normalized')[0] == pytest.approx((.9 * 1 + .6 * .5 + .3 * .25) / 1.75, abs=1e-12)
-    assert A.aggregate(pg, py, 'mean')[0] == pytest.approx(.5, abs=1e-12)
-    assert A.aggregate(pg, None, 'none-semantic')[0] == pytest.approx(.5, abs=1e-12)
-    np.testing.assert_allclose(A.aggregate(pg, py)[1], .5, atol=1e-12)
+    assert aggregate(pg, py)[0] == pytest.approx(sum(a * b for a, b in zip(w, pg[0])), abs=1e-12)
+    assert aggregate(pg, py, 'normalized')[0] == pytest.approx((.9 * 1 + .6 * .5 + .3 * .25) / 1.75, abs=1e-12)
+    assert aggregate(pg, py, 'mean')[0] == pytest.approx(.5, abs=1e-12)
+    assert aggregate(pg, None, 'none-semantic')[0] == pytest.approx(.5, abs=1e-12)
+    np.testing.assert_allclose(aggregate(pg, py)[1], .5, atol=1e-12)
     # the official weights of probabilities are bounded by e : 1
-    wt = A.aggregation_weights([[1., 0., 0., 0.]])
+    wt = aggregation_weights([[1., 0., 0., 0.]])
     assert wt[0, 0] / wt[0, 1] == pytest.approx(math.e)
-    with pytest.raises(ValueError, match='p_yes'): A.aggregate(pg, None, 'official')
-    with pytest.raises(ValueError, match='p_good'): A.aggregate([[np.nan, .1, .1, .1]], py)
-    with pytest.raises(ValueError, match='method'): A.aggregate(pg, py, 'max')
+    with pytest.raises(ValueError, match='p_yes'): aggregate(pg, None, 'official')
+    with pytest.raises(ValueError, match='p_good'): aggregate([[np.nan, .1, .1, .1]], py)
+    with pytest.raises(ValueError, match='method'): aggregate(pg, py, 'max')
 
 
 def test_score_variants_from_fixed_logits():
@@ -42,24 +50,24 @@ def test_score_variants_from_fixed_logits():
     L_ = pd.DataFrame({'fog_4__logit_Good': [1.5], 'fog_4__logit_Poor': [-.5], 'fog_4__logit_Yes': [3.], 'fog_4__logit_No': [1.],
                        'saturate_3__logit_Good': [0.], 'saturate_3__logit_Poor': [1.], 'saturate_3__logit_Yes': [-1.],
                        'saturate_3__logit_No': [1.], 'qbench__logit_good': [20.], 'qbench__logit_poor': [10.]})
-    S = A.score_variants(L_, degs)
+    S = score_variants(L_, degs)
     g, y = [_sig(2.), _sig(-1.)], [_sig(2.), _sig(-2.)]
     w = [math.exp(y[0]), math.exp(y[1])]
     assert S.q_official[0] == pytest.approx((w[0] * g[0] + w[1] * g[1]) / sum(w), abs=1e-12)
     assert S.q_normalized[0] == pytest.approx((y[0] * g[0] + y[1] * g[1]) / sum(y), abs=1e-12)
     assert S.q_mean[0] == pytest.approx(sum(g) / 2, abs=1e-12)
     assert S.qbench[0] == pytest.approx(_sig(10 / 100), abs=1e-12)
-    assert A.score_variants(L_, degs, temperature=100).p_good_fog_4[0] == pytest.approx(_sig(.02), abs=1e-12)
+    assert score_variants(L_, degs, temperature=100).p_good_fog_4[0] == pytest.approx(_sig(.02), abs=1e-12)
 
 
 def test_simulation_conditioning_helps():
-    r = A.srcc_table(A.simulate_rater(semantic_sd=1.5, seed=5))
+    r = srcc_table(simulate_rater(semantic_sd=1.5, seed=5))
     assert r.conditioned > r.plain + .2
 
 
 # ---------------------------------------------------------------- data, store, shards (no model)
 def test_store_repairs_partial_line(tmp_path):
-    st = D.ResultStore(tmp_path / 'r.jsonl')
+    st = ResultStore(tmp_path / 'r.jsonl')
     st.append([{'image_id': 'a', 'v': 1.}])
     with open(st.path, 'a') as f: f.write('{"image_id": "b", "v"')
     assert st.done_ids() == {'a'}
@@ -70,24 +78,24 @@ def test_store_repairs_partial_line(tmp_path):
 
 def test_read_mos_table_formats(tmp_path):
     (tmp_path / 'q.json').write_text(json.dumps([{'img_path': 'x/a.png', 'gt_score': '3.5'}, {'img_path': 'b.png', 'gt_score': 2}]))
-    t = D.read_mos_table(tmp_path / 'q.json', tmp_path)
+    t = read_mos_table(tmp_path / 'q.json', tmp_path)
     assert t.mos.tolist() == [3.5, 2.] and t.image_id.tolist() == ['x/a.png', 'b.png']
     pd.DataFrame({'image_name': ['a.png'], 'MOS': [1.]}).to_csv(tmp_path / 'm.csv', index=False)
-    assert D.read_mos_table(tmp_path / 'm.csv').mos.tolist() == [1.]
+    assert read_mos_table(tmp_path / 'm.csv').mos.tolist() == [1.]
     pd.DataFrame({'foo': ['a.png'], 'MOS': [1.]}).to_csv(tmp_path / 'n.csv', index=False)
-    with pytest.raises(ValueError, match='image_col'): D.read_mos_table(tmp_path / 'n.csv')
+    with pytest.raises(ValueError, match='image_col'): read_mos_table(tmp_path / 'n.csv')
 
 
 def test_shards_partition():
     for n, w in [(12, 3), (5, 4), (1, 2)]:
-        assert sorted(np.concatenate([D.shard_rows(n, r, w) for r in range(w)]).tolist()) == list(range(n))
+        assert sorted(np.concatenate([shard_rows(n, r, w) for r in range(w)]).tolist()) == list(range(n))
 
 
 # ---------------------------------------------------------------- end to end on tiny models
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
     d = tmp_path_factory.mktemp('qdebias')
-    img_dir, mos = D.sample_dataset(d, n=12, size=64, seed=0)
+    img_dir, mos = sample_dataset(d, n=12, size=64, seed=0)
     recs = json.loads(mos.read_text())
     (img_dir / 'corrupt.jpg').write_bytes((img_dir / 'astronaut.png').read_bytes()[:200])   # truncated file
     recs += [{'img_path': 'corrupt.jpg', 'gt_score': 3.}, {'img_path': 'missing.png', 'gt_score': 2.}]
@@ -98,55 +106,55 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope='module')
 def tiny_paths(tmp_path_factory):
     d = tmp_path_factory.mktemp('tiny')
-    return {a: L.tiny_vlm(a, d / a, seed=2) for a in L.TINY_ARCHS}
+    return {a: tiny_vlm(a, d / a, seed=2) for a in TINY_ARCHS}
 
 
-@pytest.mark.parametrize('arch', L.TINY_ARCHS)
+@pytest.mark.parametrize('arch', TINY_ARCHS)
 def test_end_to_end(arch, dataset, tiny_paths, tmp_path):
     d, img_dir, mos = dataset
-    lmm = L.load_model(tiny_paths[arch])
+    lmm = load_model(tiny_paths[arch])
     out = tmp_path / 'res.jsonl'
-    info = D.run_debias(lmm, img_dir, mos, out, progress=False, batch_images=5, batch_size=12)
+    info = run_debias(lmm, img_dir, mos, out, progress=False, batch_images=5, batch_size=12)
     assert (info['new_ok'], info['new_errors']) == (12, 2)
-    res = D.load_results(out)
+    res = load_results(out)
     assert len(res) == 14 and res.image_id.is_unique
     errs = res[res.status == 'error'].set_index('image_id').error
     assert set(errs.index) == {'corrupt.jpg', 'missing.png'} and all(errs.str.len() > 0)
     ok = res[res.status == 'ok']
-    cols = P.logit_columns()
+    cols = logit_columns()
     assert np.isfinite(ok[cols].to_numpy(float)).all()
     for c in ['qbench', 'q_official', 'q_normalized', 'q_mean', 'q_none-semantic']:
         assert ok[c].between(0, 1).all()
     # stored scores are those recomputed from the stored logits
-    S = A.score_variants(ok[cols].reset_index(drop=True))
+    S = score_variants(ok[cols].reset_index(drop=True))
     np.testing.assert_allclose(S.q_official, ok.q_official, atol=1e-12)
     # same numbers again with other batching (seeded per image id)
     out2 = tmp_path / 'res2.jsonl'
-    D.run_debias(lmm, img_dir, mos, out2, progress=False, batch_images=1, batch_size=1, limit=4)
-    r2 = D.load_results(out2).set_index('image_id')
+    run_debias(lmm, img_dir, mos, out2, progress=False, batch_images=1, batch_size=1, limit=4)
+    r2 = load_results(out2).set_index('image_id')
     assert len(r2) == 4
     np.testing.assert_allclose(r2[cols].to_numpy(float), ok.set_index('image_id').loc[r2.index, cols].to_numpy(float), atol=1e-4)
-    ev = D.evaluate(res, n_boot=100)
+    ev = evaluate(res, n_boot=100)
     assert list(ev.index[:2]) == ['qbench', 'q_official'] and (ev.n == 12).all()
 
 
 def test_none_semantic_run(dataset, tiny_paths, tmp_path):
     d, img_dir, mos = dataset
     out = tmp_path / 'ns.jsonl'
-    D.run_debias(tiny_paths['llava'], img_dir, mos, out, semantic=False, baseline=False, progress=False, limit=3)
-    res = D.load_results(out)
+    run_debias(tiny_paths['llava'], img_dir, mos, out, semantic=False, baseline=False, progress=False, limit=3)
+    res = load_results(out)
     assert len(res) == 3 and 'q_official' not in res and 'q_none-semantic' in res and 'fog_4__logit_Yes' not in res
 
 
 KILL_SCRIPT = r'''
 import sys, time
-import gmc_nb.debias as D
-orig = D.prompt_logits
+import gmc_nb.qdebias.run as R
+orig = R.prompt_logits
 def slow(*a, **k):
     time.sleep(0.4)
     return orig(*a, **k)
-D.prompt_logits = slow
-D.run_debias(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], batch_images=1, progress=False, resume=True)
+R.prompt_logits = slow
+R.run_debias(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], batch_images=1, progress=False, resume=True)
 '''
 
 
@@ -164,12 +172,12 @@ def test_resume_after_kill(dataset, tiny_paths, tmp_path):
         proc.send_signal(signal.SIGKILL); proc.wait(30)
     finally:
         if proc.poll() is None: proc.kill()
-    before = D.ResultStore(out).records()
+    before = ResultStore(out).records()
     n_before = len(before)
     assert 4 <= n_before < 14, n_before
-    info = D.run_debias(tiny_paths['llava'], img_dir, mos, out, resume=True, progress=False)
+    info = run_debias(tiny_paths['llava'], img_dir, mos, out, resume=True, progress=False)
     assert info['skipped'] == n_before and info['new_ok'] + info['new_errors'] == 14 - n_before
-    after = D.ResultStore(out).records()
+    after = ResultStore(out).records()
     ids = [r['image_id'] for r in after]
     assert len(ids) == len(set(ids)) == 14                        # no duplicate, none lost
     assert after[:n_before] == before                             # finished rows untouched
@@ -185,17 +193,17 @@ def test_sharded_processes_and_cli(dataset, tiny_paths, tmp_path, capsys):
     for p in procs:
         o, e = p.communicate(timeout=300)
         assert p.returncode == 0, e.decode()[-2000:]
-    assert [f.name for f in D.shard_files(out)] == [f'res.rank{r}-of-2.jsonl' for r in range(2)]
-    parts = [D.ResultStore(f).records() for f in D.shard_files(out)]
+    assert [f.name for f in shard_files(out)] == [f'res.rank{r}-of-2.jsonl' for r in range(2)]
+    parts = [ResultStore(f).records() for f in shard_files(out)]
     assert sorted(len(p) for p in parts) == [7, 7]
     from gmc_nb.cli import main
     assert main(['debias-merge', str(out)]) is None
-    merged = D.load_results(out, shards=False)
+    merged = load_results(out, shards=False)
     assert len(merged) == 14 and merged.image_id.is_unique
     # same numbers as one process
     single = tmp_path / 'one.jsonl'
-    D.run_debias(tiny_paths['idefics3'], img_dir, mos, single, progress=False)
-    a = merged.set_index('image_id').sort_index(); b = D.load_results(single).set_index('image_id').sort_index()
+    run_debias(tiny_paths['idefics3'], img_dir, mos, single, progress=False)
+    a = merged.set_index('image_id').sort_index(); b = load_results(single).set_index('image_id').sort_index()
     np.testing.assert_allclose(a.q_official.dropna(), b.q_official.dropna(), atol=1e-5)
     # report from the CLI
     rep = tmp_path / 'rep'
@@ -224,10 +232,10 @@ def _small(dataset, tmp_path, names=('astronaut.png', 'coffee.png', 'corrupt.jpg
 def test_resume_refuses_another_run(dataset, tiny_paths, tmp_path):
     img_dir, mos = _small(dataset, tmp_path)
     out = tmp_path / 'r.jsonl'
-    D.run_debias(tiny_paths['llava'], img_dir, mos, out, progress=False, limit=1)
+    run_debias(tiny_paths['llava'], img_dir, mos, out, progress=False, limit=1)
     meta = json.loads((tmp_path / 'r.jsonl.meta.json').read_text())
-    assert set(D.RUN_FIELDS) <= set(meta) and meta['model_fingerprint'].startswith('folder:')
-    run = lambda **kw: D.run_debias(kw.pop('model', tiny_paths['llava']), img_dir, kw.pop('mos', mos), out, resume=True,
+    assert set(RUN_FIELDS) <= set(meta) and meta['model_fingerprint'].startswith('folder:')
+    run = lambda **kw: run_debias(kw.pop('model', tiny_paths['llava']), img_dir, kw.pop('mos', mos), out, resume=True,
                                     progress=False, **kw)
     with pytest.raises(ValueError, match=r"settings differ from the stored run \(r.jsonl.meta.json\): model_path: stored .*model_fingerprint"):
         run(model=tiny_paths['idefics3'])
@@ -236,9 +244,9 @@ def test_resume_refuses_another_run(dataset, tiny_paths, tmp_path):
     other = tmp_path / 'llava_copy'; shutil.copytree(tiny_paths['llava'], other)
     with pytest.raises(ValueError, match='model_path'): run(model=other)
     cfg = json.loads((other / 'config.json').read_text()); cfg['_note'] = 'edited'; (other / 'config.json').write_text(json.dumps(cfg))
-    assert D.model_fingerprint(other) != D.model_fingerprint(tiny_paths['llava'])
+    assert model_fingerprint(other) != model_fingerprint(tiny_paths['llava'])
     # an in-memory model of another checkpoint (hash of its config)
-    lmm = L.LMM(*L.tiny_vlm_parts('idefics3', seed=1), name='mem')
+    lmm = LMM(*tiny_vlm_parts('idefics3', seed=1), name='mem')
     with pytest.raises(ValueError, match='model_fingerprint: stored'): run(model=lmm)
     # another MOS table with the same images, other settings
     recs = json.loads(mos.read_text()); recs[0]['gt_score'] = 4.999
@@ -248,9 +256,9 @@ def test_resume_refuses_another_run(dataset, tiny_paths, tmp_path):
                       (dict(semantic=False), 'semantic'), (dict(degradations='fog:4'), 'degradations')]:
         with pytest.raises(ValueError, match=f'{field}: stored'): run(**kw)
     # nothing was appended by the refused resumes
-    assert len(D.ResultStore(out).records()) == 1
+    assert len(ResultStore(out).records()) == 1
     # the same run resumes
-    assert run()['new_ok'] + D.ResultStore(out).done_ids().__len__() >= 3
+    assert run()['new_ok'] + ResultStore(out).done_ids().__len__() >= 3
     # a missing or corrupt meta file is an error naming it
     mp = tmp_path / 'r.jsonl.meta.json'
     mp.write_text('{"seed": 0, ')
@@ -271,7 +279,7 @@ def test_resume_refuses_another_model_cli(dataset, tiny_paths, tmp_path, capsys)
     with pytest.raises(SystemExit) as ex: main(base + ['--model', str(tiny_paths['idefics3']), '--resume'])
     err = capsys.readouterr().err
     assert ex.value.code == 2 and 'model_fingerprint' in err and len(err.strip().splitlines()) == 1, err
-    assert len(D.ResultStore(out).records()) == 1
+    assert len(ResultStore(out).records()) == 1
 
 
 @pytest.fixture(scope='module')
@@ -279,8 +287,8 @@ def two_shards(dataset, tiny_paths, tmp_path_factory):
     "The 14-image dataset scored in 2 shards (in-process), as a folder to copy."
     d, img_dir, mos = dataset
     src = tmp_path_factory.mktemp('shards') / 'res.jsonl'
-    lmm = L.load_model(tiny_paths['llava'])
-    for r in range(2): D.run_debias(lmm, img_dir, mos, src, rank=r, world_size=2, progress=False, batch_images=7, batch_size=32)
+    lmm = load_model(tiny_paths['llava'])
+    for r in range(2): run_debias(lmm, img_dir, mos, src, rank=r, world_size=2, progress=False, batch_images=7, batch_size=32)
     return src
 
 
@@ -293,32 +301,32 @@ def _copy_shards(src, dst):
 
 
 def _edit_meta(p, **kw):
-    st = D.ResultStore(p); st.write_meta(dict(st.read_meta(), **kw))
+    st = ResultStore(p); st.write_meta(dict(st.read_meta(), **kw))
 
 
 def test_merge_refuses_mismatched_shards(two_shards, tmp_path, capsys):
     from gmc_nb.cli import main
-    ok = D.merge_shards(_copy_shards(two_shards, tmp_path / 'ok'))
+    ok = merge_shards(_copy_shards(two_shards, tmp_path / 'ok'))
     assert len(ok) == 14 and ok.attrs['meta']['world_size'] == 1 and ok.attrs['meta']['incomplete'] == []
     for field, value in [('seed', 5), ('temperature', 100.), ('model_fingerprint', 'folder:0'), ('mos_sha256', '0')]:
         out = _copy_shards(two_shards, tmp_path / field)
         _edit_meta(out.with_name('res.rank1-of-2.jsonl'), **{field: value})
         with pytest.raises(ValueError, match=f'merge: settings differ between shards res.rank0-of-2.jsonl and res.rank1-of-2.jsonl: {field}: rank 0'):
-            D.merge_shards(out)
+            merge_shards(out)
         assert not out.exists()
-        with pytest.raises(ValueError, match=f"differ in \\['{field}'\\]"): D.load_results(out)
+        with pytest.raises(ValueError, match=f"differ in \\['{field}'\\]"): load_results(out)
     # shards of another world size beside them
     out = _copy_shards(two_shards, tmp_path / 'world')
     (out.with_name('res.rank0-of-3.jsonl')).write_text(out.with_name('res.rank0-of-2.jsonl').read_text())
     with pytest.raises(ValueError, match=r"2 world sizes beside res.jsonl: 2 processes: \['res.rank0-of-2.jsonl', 'res.rank1-of-2.jsonl'\]; 3 processes"):
-        D.merge_shards(out)
+        merge_shards(out)
     # a meta that does not match its file name, a shard without meta
     out = _copy_shards(two_shards, tmp_path / 'name')
     _edit_meta(out.with_name('res.rank1-of-2.jsonl'), rank=0)
-    with pytest.raises(ValueError, match='says rank 0 of 2, its file name 1 of 2'): D.merge_shards(out)
+    with pytest.raises(ValueError, match='says rank 0 of 2, its file name 1 of 2'): merge_shards(out)
     out = _copy_shards(two_shards, tmp_path / 'nometa')
-    D.ResultStore(out.with_name('res.rank0-of-2.jsonl')).meta_path.unlink()
-    with pytest.raises(ValueError, match='meta file res.rank0-of-2.jsonl.meta.json of shard res.rank0-of-2.jsonl is missing'): D.merge_shards(out)
+    ResultStore(out.with_name('res.rank0-of-2.jsonl')).meta_path.unlink()
+    with pytest.raises(ValueError, match='meta file res.rank0-of-2.jsonl.meta.json of shard res.rank0-of-2.jsonl is missing'): merge_shards(out)
 
 
 def test_merge_reports_missing_images(two_shards, tmp_path, capsys):
@@ -327,18 +335,18 @@ def test_merge_reports_missing_images(two_shards, tmp_path, capsys):
     p1 = out.with_name('res.rank1-of-2.jsonl'); lines = p1.read_text().splitlines(keepends=True)
     p1.write_text(''.join(lines[:4]))                                    # 3 of rank 1's 7 images lost
     with pytest.raises(ValueError, match=r'merge: 3 of 14 images missing in the shards of res.jsonl: rank 1: 3 of 7 images missing; .*--allow-incomplete'):
-        D.merge_shards(out)
+        merge_shards(out)
     assert not out.exists()
     with pytest.raises(SystemExit) as ex: main(['debias-merge', str(out)])
     assert ex.value.code == 2 and 'rank 1: 3 of 7 images missing' in capsys.readouterr().err
     assert main(['debias-merge', str(out), '--allow-incomplete']) is None
     cap = capsys.readouterr()
     assert 'rank 1: 3 of 7 images missing' in cap.err and 'merged 11 images' in cap.out
-    assert D.ResultStore(out).read_meta()['incomplete'] == ['rank 1: 3 of 7 images missing']
+    assert ResultStore(out).read_meta()['incomplete'] == ['rank 1: 3 of 7 images missing']
     # a missing rank file counts all its images
     out = _copy_shards(two_shards, tmp_path / 'norank')
     out.with_name('res.rank0-of-2.jsonl').unlink()
-    with pytest.raises(ValueError, match='rank 0: no shard file, 7 of 7 images missing'): D.merge_shards(out)
+    with pytest.raises(ValueError, match='rank 0: no shard file, 7 of 7 images missing'): merge_shards(out)
 
 
 BAD_OPTIONS = [(dict(batch_size=0), 'batch_size (--batch-size): must be an int >= 1, got 0'),
@@ -356,7 +364,7 @@ BAD_OPTIONS = [(dict(batch_size=0), 'batch_size (--batch-size): must be an int >
 def test_bad_options_write_nothing(kw, msg, dataset, tiny_paths, tmp_path):
     d, img_dir, mos = dataset
     out = tmp_path / 'new' / 'r.jsonl'
-    with pytest.raises(ValueError) as e: D.run_debias(tiny_paths['llava'], img_dir, mos, out, progress=False, **kw)
+    with pytest.raises(ValueError) as e: run_debias(tiny_paths['llava'], img_dir, mos, out, progress=False, **kw)
     assert msg in str(e.value), str(e.value)
     assert not (tmp_path / 'new').exists()                 # no store, no meta, no lock, no folder
 
@@ -380,34 +388,34 @@ def test_bad_options_cli(dataset, tiny_paths, tmp_path, capsys):
 def test_transient_errors_retried_on_resume(dataset, tiny_paths, tmp_path, monkeypatch):
     img_dir, mos = _small(dataset, tmp_path, ('astronaut.png', 'coffee.png', 'corrupt.jpg', 'missing.png'))
     out = tmp_path / 't.jsonl'
-    lmm = L.load_model(tiny_paths['llava'])
-    orig = D.prompt_logits
+    lmm = load_model(tiny_paths['llava'])
+    orig = prompt_logits
     def flaky(lmm, images, ids, *a, **k):
         if 'coffee.png' in ids: raise RuntimeError('CUDA out of memory (simulated)')
         return orig(lmm, images, ids, *a, **k)
-    monkeypatch.setattr(D, 'prompt_logits', flaky)
-    i1 = D.run_debias(lmm, img_dir, mos, out, progress=False)
+    monkeypatch.setattr(run_module, 'prompt_logits', flaky)
+    i1 = run_debias(lmm, img_dir, mos, out, progress=False)
     assert (i1['new_ok'], i1['new_errors']) == (1, 3)
-    recs = {r['image_id']: r for r in D.ResultStore(out).records()}
+    recs = {r['image_id']: r for r in ResultStore(out).records()}
     assert recs['coffee.png']['transient'] is True and 'CUDA out of memory' in recs['coffee.png']['error']
     assert recs['corrupt.jpg']['transient'] is False and recs['missing.png']['transient'] is False
-    monkeypatch.setattr(D, 'prompt_logits', orig)
-    i2 = D.run_debias(lmm, img_dir, mos, out, resume=True, progress=False)
+    monkeypatch.setattr(run_module, 'prompt_logits', orig)
+    i2 = run_debias(lmm, img_dir, mos, out, resume=True, progress=False)
     assert (i2['new_ok'], i2['new_errors'], i2['skipped'], i2['retried']) == (1, 0, 3, 1)
-    res = D.load_results(out).set_index('image_id')
+    res = load_results(out).set_index('image_id')
     assert len(res) == 4 and res.loc['coffee.png', 'status'] == 'ok' and res.loc['corrupt.jpg', 'status'] == 'error'
-    assert D.run_debias(lmm, img_dir, mos, out, resume=True, progress=False)['new_ok'] == 0   # unreadable files stay recorded
+    assert run_debias(lmm, img_dir, mos, out, resume=True, progress=False)['new_ok'] == 0   # unreadable files stay recorded
 
 
 def test_ids_resolved_exactly(dataset, tiny_paths, tmp_path, capsys):
     from gmc_nb.cli import main
     d, img_dir, mos = dataset
     (tmp_path / 'q.json').write_text(json.dumps([{'img_path': 'moon.png', 'gt_score': 3}, {'img_path': 'setA/moon.png', 'gt_score': 1}]))
-    t = D.read_mos_table(tmp_path / 'q.json', img_dir)
+    t = read_mos_table(tmp_path / 'q.json', img_dir)
     assert t.path.tolist() == [str(img_dir / 'moon.png'), str(img_dir / 'setA' / 'moon.png')]
     out = tmp_path / 'r.jsonl'
-    D.run_debias(tiny_paths['llava'], img_dir, tmp_path / 'q.json', out, progress=False)
-    res = D.load_results(out).set_index('image_id')
+    run_debias(tiny_paths['llava'], img_dir, tmp_path / 'q.json', out, progress=False)
+    res = load_results(out).set_index('image_id')
     assert res.loc['moon.png', 'status'] == 'ok' and res.loc['setA/moon.png', 'status'] == 'error'
     assert "no file 'setA/moon.png' under the image folder" in res.loc['setA/moon.png', 'error']
     # ids leaving the folder: refused unless allowed
@@ -417,22 +425,22 @@ def test_ids_resolved_exactly(dataset, tiny_paths, tmp_path, capsys):
     sub = tmp_path / 'imgs'; sub.mkdir()
     import shutil; shutil.copy(img_dir / 'coins.png', sub / 'coins.png')
     with pytest.raises(ValueError, match=r"2 ids in e.json leave the image folder: \['../outside.png', '/.*outside.png'\].*allow_outside"):
-        D.read_mos_table(tmp_path / 'e.json', sub)
+        read_mos_table(tmp_path / 'e.json', sub)
     cmd = ['debias', '--model', str(tiny_paths['llava']), '--images', str(sub), '--mos', str(tmp_path / 'e.json'),
            '--out', str(tmp_path / 'o.jsonl'), '--no-progress']
     with pytest.raises(SystemExit) as ex: main(cmd)
     assert ex.value.code == 2 and '--allow-outside-images' in capsys.readouterr().err and not (tmp_path / 'o.jsonl').exists()
     assert main(cmd + ['--allow-outside-images']) is None
-    assert (D.load_results(tmp_path / 'o.jsonl').status == 'ok').all()
+    assert (load_results(tmp_path / 'o.jsonl').status == 'ok').all()
     # ambiguous columns and duplicate ids
     pd.DataFrame({'image_name': ['a.png'], 'file_name': ['b.png'], 'MOS': [1.]}).to_csv(tmp_path / 'a.csv', index=False)
-    with pytest.raises(ValueError, match=r"image_col: 2 image columns match in a.csv: \['image_name', 'file_name'\]"): D.read_mos_table(tmp_path / 'a.csv')
+    with pytest.raises(ValueError, match=r"image_col: 2 image columns match in a.csv: \['image_name', 'file_name'\]"): read_mos_table(tmp_path / 'a.csv')
     pd.DataFrame({'image': ['a.png'], 'mos': [1.], 'gt_score': [2.]}).to_csv(tmp_path / 'b.csv', index=False)
-    with pytest.raises(ValueError, match=r"mos_col: 2 MOS columns match in b.csv: \['mos', 'gt_score'\]"): D.read_mos_table(tmp_path / 'b.csv')
-    assert D.read_mos_table(tmp_path / 'b.csv', mos_col='gt_score').mos.tolist() == [2.]
+    with pytest.raises(ValueError, match=r"mos_col: 2 MOS columns match in b.csv: \['mos', 'gt_score'\]"): read_mos_table(tmp_path / 'b.csv')
+    assert read_mos_table(tmp_path / 'b.csv', mos_col='gt_score').mos.tolist() == [2.]
     pd.DataFrame({'image': ['a.png', 'b.png', 'a.png', 'b.png'], 'mos': [1., 2., 3., 5.]}).to_csv(tmp_path / 'd.csv', index=False)
-    with pytest.raises(ValueError, match=r"2 duplicate image ids in d.csv: \['a.png', 'b.png'\]"): D.read_mos_table(tmp_path / 'd.csv')
-    assert D.read_mos_table(tmp_path / 'd.csv', duplicates='mean').mos.tolist() == [2., 3.5]
+    with pytest.raises(ValueError, match=r"2 duplicate image ids in d.csv: \['a.png', 'b.png'\]"): read_mos_table(tmp_path / 'd.csv')
+    assert read_mos_table(tmp_path / 'd.csv', duplicates='mean').mos.tolist() == [2., 3.5]
 
 
 def test_second_writer_refused(dataset, tiny_paths, tmp_path):
@@ -447,15 +455,15 @@ def test_second_writer_refused(dataset, tiny_paths, tmp_path):
             if time.time() - t0 > 120: pytest.fail('the first writer wrote nothing in 120 s')
             time.sleep(.05)
         with pytest.raises(ValueError, match=rf'w.jsonl is being written by another process \(pid {proc.pid} on host '):
-            D.run_debias(tiny_paths['llava'], img_dir, mos, out, resume=True, progress=False)
+            run_debias(tiny_paths['llava'], img_dir, mos, out, resume=True, progress=False)
         with pytest.raises(ValueError, match=f'pid {proc.pid}'):
-            D.run_debias(tiny_paths['llava'], img_dir, mos, out, resume=True, progress=False, rank=0, world_size=1)
+            run_debias(tiny_paths['llava'], img_dir, mos, out, resume=True, progress=False, rank=0, world_size=1)
         assert proc.wait(120) == 0, proc.stderr.read().decode()[-2000:]
     finally:
         if proc.poll() is None: proc.kill()
-    ids = [r['image_id'] for r in D.ResultStore(out).records()]
+    ids = [r['image_id'] for r in ResultStore(out).records()]
     assert len(ids) == len(set(ids)) == 6                          # every image once
-    assert D.run_debias(tiny_paths['llava'], img_dir, mos, out, resume=True, progress=False)['skipped'] == 6   # lock released
+    assert run_debias(tiny_paths['llava'], img_dir, mos, out, resume=True, progress=False)['skipped'] == 6   # lock released
 
 
 def test_prepare_applies_exif_orientation(tiny_paths, tmp_path):
@@ -465,11 +473,11 @@ def test_prepare_applies_exif_orientation(tiny_paths, tmp_path):
     ex = Image.Exif(); ex[0x0112] = 6                                               # shown rotated: 32 wide, 64 high
     Image.fromarray(a).save(img / 'rot.jpg', exif=ex)
     (tmp_path / 'm.json').write_text(json.dumps([{'img_path': 'rot.jpg', 'gt_score': 3}]))
-    D.run_debias(tiny_paths['llava'], img, tmp_path / 'm.json', tmp_path / 'r.jsonl', progress=False)
-    r = D.ResultStore(tmp_path / 'r.jsonl').records()[0]
+    run_debias(tiny_paths['llava'], img, tmp_path / 'm.json', tmp_path / 'r.jsonl', progress=False)
+    r = ResultStore(tmp_path / 'r.jsonl').records()[0]
     assert r['status'] == 'ok' and (r['height'], r['width']) == (64, 32), r
 
 
 def test_debias_module_pyflakes_clean():
-    r = subprocess.run([sys.executable, '-m', 'pyflakes', D.__file__], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, '-m', 'pyflakes', *map(str, Path(run_module.__file__).parent.glob('*.py'))], capture_output=True, text=True)
     assert r.returncode == 0 and not r.stdout.strip(), r.stdout

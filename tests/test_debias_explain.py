@@ -9,35 +9,40 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gmc_nb import debias as D, lmm as L, prompting as P
-from gmc_nb.debias_explain import explain_debias, plot_debias, debias_widget, DebiasExplanation
+from gmc_nb.qdebias.lmm import answer_token_ids, load_model, render_prompt
+from gmc_nb.qdebias.prompting import BASELINE, QUALITY, SIMILARITY
+from gmc_nb.qdebias.prompts import get_prompt
+from gmc_nb.qdebias.run import load_results, run_debias
+from gmc_nb.qdebias.table import read_mos_table
+from gmc_nb.testing import TINY_ARCHS, sample_dataset, tiny_vlm
+from gmc_nb.qdebias.explain import explain_debias, plot_debias, debias_widget, DebiasExplanation
 
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp('qdx')
-    img_dir, mos = D.sample_dataset(d, n=3, size=64, seed=1)
-    return img_dir, D.read_mos_table(mos, img_dir)
+    img_dir, mos = sample_dataset(d, n=3, size=64, seed=1)
+    return img_dir, read_mos_table(mos, img_dir)
 
 
 @pytest.fixture(scope='module')
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp('tiny')
-    paths = {a: L.tiny_vlm(a, d / a, seed=2) for a in L.TINY_ARCHS}
-    return paths, {a: L.load_model(p) for a, p in paths.items()}
+    paths = {a: tiny_vlm(a, d / a, seed=2) for a in TINY_ARCHS}
+    return paths, {a: load_model(p) for a, p in paths.items()}
 
 
 def _maxdiff(rec, stored_row):
     return max(abs(v - float(stored_row[c])) for c, v in rec.items())
 
 
-@pytest.mark.parametrize('arch', L.TINY_ARCHS)
+@pytest.mark.parametrize('arch', TINY_ARCHS)
 def test_explained_equals_stored(arch, data, models, tmp_path):
     img_dir, table = data
     lmm = models[1][arch]
     out = tmp_path / 'r.jsonl'
-    D.run_debias(lmm, img_dir, table, out, seed=5, batch_images=1, batch_size=16, progress=False, workers=0)
-    st = D.load_results(out).set_index('image_id')
+    run_debias(lmm, img_dir, table, out, seed=5, batch_images=1, batch_size=16, progress=False, workers=0)
+    st = load_results(out).set_index('image_id')
     for r in table.itertuples():
         e = explain_debias(lmm, r.path, image_id=r.image_id, mos=r.mos, seed=5, batch_size=16)
         rec = e.record()
@@ -57,8 +62,8 @@ def test_other_batching_close(data, models, tmp_path):
     img_dir, table = data
     lmm = models[1]['llava']
     out = tmp_path / 'b.jsonl'
-    D.run_debias(lmm, img_dir, table, out, seed=0, batch_images=3, batch_size=7, progress=False, workers=0)
-    st = D.load_results(out).set_index('image_id')
+    run_debias(lmm, img_dir, table, out, seed=0, batch_images=3, batch_size=7, progress=False, workers=0)
+    st = load_results(out).set_index('image_id')
     d = max(_maxdiff(explain_debias(lmm, r.path, image_id=r.image_id).record(), st.loc[r.image_id]) for r in table.itertuples())
     assert d <= 1e-6, d
 
@@ -69,15 +74,15 @@ def test_settings_follow_the_run(data, models, tmp_path):
     lmm = models[1]['idefics3']
     degs = 'fog:4,saturate:3,gaussian_noise:2'
     out = tmp_path / 's.jsonl'
-    D.run_debias(lmm, img_dir, table, out, degradations=degs, semantic=False, baseline=False, temperature=100., seed=7,
+    run_debias(lmm, img_dir, table, out, degradations=degs, semantic=False, baseline=False, temperature=100., seed=7,
                  max_side=48, batch_images=1, progress=False, workers=0)
-    st = D.load_results(out).set_index('image_id')
+    st = load_results(out).set_index('image_id')
     for r in table.itertuples():
         e = explain_debias(lmm, r.path, image_id=r.image_id, degradations=degs, semantic=False, baseline=False,
                            temperature=100., seed=7, max_side=48)
         assert max(e.query.shape[:2]) == 48
         assert list(e.weights) == ['none-semantic'] and 'p_yes' not in e.per_view and 'qbench' not in e.scores
-        assert set(e.prompts) == {P.QUALITY}
+        assert set(e.prompts) == {QUALITY}
         assert _maxdiff(e.record(), st.loc[r.image_id]) <= 1e-6
 
 
@@ -85,16 +90,16 @@ def test_prompts_are_the_models(models, data):
     img_dir, table = data
     for arch, lmm in models[1].items():
         e = explain_debias(lmm, table.path[0], image_id=table.image_id[0])
-        assert set(e.prompts) == {P.QUALITY, P.SIMILARITY, P.BASELINE}
+        assert set(e.prompts) == {QUALITY, SIMILARITY, BASELINE}
         for name, text in e.prompts.items():
-            p = L.get_prompt(name)
-            assert text == L.render_prompt(lmm.processor, name)
-            assert e.answer_ids[name] == dict(zip(p.answers, L.answer_token_ids(lmm.tokenizer, p.answers)))
+            p = get_prompt(name)
+            assert text == render_prompt(lmm.processor, name)
+            assert e.answer_ids[name] == dict(zip(p.answers, answer_token_ids(lmm.tokenizer, p.answers)))
             assert p.text in e.model_text[name] and e.n_tokens[name] > len(p.text.split())
         end = '<|im_start|>assistant\n' if arch == 'llava' else 'Assistant:'
         assert all(t.endswith(end) and m.endswith(end) for t, m in zip(e.prompts.values(), e.model_text.values()))
         # the degraded copy comes first: the processor text holds the images before the question
-        q = e.model_text[P.QUALITY]
+        q = e.model_text[QUALITY]
         assert q.index('<image>') < q.index('first image is poor')
 
 

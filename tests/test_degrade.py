@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gmc_nb.degrade import (DEGRADATIONS, QDEBIAS, as_rgb8, canny, degrade, degradation_table, equalize_hist,
-                            image_seed, motion_blur_at, plasma_fractal, register_cli, rgb_to_hsv, hsv_to_rgb,
-                            truncated_distance)
+from gmc_nb.qdebias.degrade import DEGRADATIONS, QDEBIAS, degrade, degradation_table
+from gmc_nb.images import as_rgb8
+from gmc_nb.qdebias.distortions import canny, equalize_hist, image_seed, motion_blur_at, plasma_fractal, rgb_to_hsv, hsv_to_rgb, truncated_distance
+from gmc_nb.commands import register_cli
 
 DETERMINISTIC = ['zoom_blur', 'saturate', 'contrast', 'brightness', 'pixelate', 'jpeg_compression', 'defocus_blur',
                  'gaussian_blur']
@@ -297,9 +298,9 @@ def image_files(tmp_path_factory):
 
 def test_one_rule_every_path(image_files):
     "degrade, the LMM scorer's input and the debias explainer see the same array, the documented one, for every file."
-    from gmc_nb.degrade import open_image
-    from gmc_nb.lmm import load_image
-    from gmc_nb.debias_explain import _prepare_image
+    from gmc_nb.images import open_image
+    from gmc_nb.qdebias.lmm import load_image
+    from gmc_nb.qdebias.explain import _prepare_image
     d, expected = image_files
     for name, exp in expected.items():
         f = d / name
@@ -318,7 +319,7 @@ def test_one_rule_every_path(image_files):
 
 
 def test_one_rule_16bit_shrunk_not_clipped(image_files):
-    from gmc_nb.degrade import open_image
+    from gmc_nb.images import open_image
     d, _ = image_files
     a = np.asarray(open_image(d / 'ramp16.png', max_side=48))
     assert a.shape == (12, 48, 3) and a[0, 0, 0] <= 2 and a[0, -1, 0] >= 253
@@ -327,9 +328,9 @@ def test_one_rule_16bit_shrunk_not_clipped(image_files):
 
 def test_pixel_limit_is_a_clear_error(tmp_path):
     "A header claiming 100000 x 100000 pixels is refused before decoding, naming the file and the size, in every path."
-    from gmc_nb.degrade import open_image, MAX_PIXELS
-    from gmc_nb.lmm import load_image
-    from gmc_nb.debias_explain import _prepare_image
+    from gmc_nb.images import open_image, MAX_PIXELS
+    from gmc_nb.qdebias.lmm import load_image
+    from gmc_nb.qdebias.explain import _prepare_image
     f = _png_claiming(tmp_path / 'bomb.png', 100_000, 100_000)
     assert f.stat().st_size < 200
     for fn in (lambda: open_image(f), lambda: load_image(f), lambda: _prepare_image(f, None, 512),
@@ -341,9 +342,9 @@ def test_pixel_limit_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize('kind', ['truncated_jpeg', 'zero_bytes', 'directory', 'text', 'missing'])
 def test_unreadable_is_a_value_error_naming_the_file(kind, tmp_path):
-    from gmc_nb.degrade import open_image
-    from gmc_nb.lmm import load_image
-    from gmc_nb.debias_explain import _prepare_image
+    from gmc_nb.images import open_image
+    from gmc_nb.qdebias.lmm import load_image
+    from gmc_nb.qdebias.explain import _prepare_image
     f = tmp_path / ('bad.jpg' if kind == 'truncated_jpeg' else 'bad.png')
     if kind == 'truncated_jpeg':
         Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(f, quality=90)
@@ -375,7 +376,7 @@ def test_cli_degrade_unreadable_and_exif(tmp_path):
 _PEAK = r"""
 import sys, numpy as np
 from PIL import Image
-from gmc_nb.debias_explain import _prepare_image
+from gmc_nb.qdebias.explain import _prepare_image
 def status(key):
     for l in open('/proc/self/status'):
         if l.startswith(key): return int(l.split()[1]) / 1024

@@ -16,7 +16,7 @@ def test_docs_build_has_every_page_with_its_title():
     out = bd.build()
     assert (out / 'index.html').exists()
     names = {p.stem for p in bd.pages()}
-    for comp in ('00_data', '01_std', '02_regulator', '03_modulator', '04_correlation', '05_surface', '20_cli'):
+    for comp in ('00_data', '10_std', '11_regulator', '12_modulator', '14_correlation', '18_surface', '50_cli'):
         assert comp in names, f'component notebook {comp} missing from nbs/'
     assert bd.check(out) == []
     assert 'gmc_nb' in (out / 'index.html').read_text(encoding='utf-8')

@@ -62,7 +62,7 @@ def test_screenshots_of_index_and_a_component(site):
     out, _ = site
     chrome = _chromium()
     shots = out / '_screenshots'; shots.mkdir(exist_ok=True)
-    for name in ('index', '05_surface'):
+    for name in ('index', '18_surface'):
         png = shots / f'{name}.png'
         subprocess.run([chrome, *FLAGS, f'--screenshot={png}', '--window-size=1200,1600', (out / f'{name}.html').as_uri()],
                        capture_output=True, timeout=120)

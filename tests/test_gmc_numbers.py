@@ -5,9 +5,12 @@ import pandas as pd
 import pytest
 
 from gmc_nb.data import example_scores
-from gmc_nb.correlation import gmc_inputs, gmc_points, gmc_grid, gmc_point_loop, c_kernel, METHODS
-from gmc_nb.std import resolve_std, floor_std
-from gmc_nb.surface import correlation_surface, lhs_points, grid_points
+from gmc_nb.gmc.inputs import gmc_inputs
+from gmc_nb.gmc.points import gmc_points, gmc_grid
+from gmc_nb.gmc.correlation import gmc_point_loop, METHODS
+from gmc_nb.gmc.engine_c import c_kernel
+from gmc_nb.gmc.std import resolve_std, floor_std
+from gmc_nb.gmc.surface import correlation_surface, lhs_points, grid_points
 
 ex = example_scores(80)
 LO, HI = float(ex.mos.min()), float(ex.mos.max())
@@ -79,13 +82,13 @@ def test_point_helpers_stay_inside_the_data():
     for s in range(30):
         for lo, hi in [(0.1, 0.7), (1.12, 4.3606), (-3.3, 1e-3), (0.0, 1.0)]:
             p = lhs_points(lo, hi, n=300, seed=s)
-            assert p.Q.between(lo, hi).all() and p.Qd.between(0, hi - lo).all()
+            assert p.Q.between(lo, hi).all() and p.D.between(0, hi - lo).all()
     for lo, hi in [(0.1, 0.7), (1.12, 4.3606)]:
         g = grid_points(lo, hi, 13, 17)
-        assert g.Q.between(lo, hi).all() and g.Qd.between(0, hi - lo).all()
+        assert g.Q.between(lo, hi).all() and g.D.between(0, hi - lo).all()
     m = ex.mos.to_numpy()
     p = lhs_points(m.min(), m.max(), n=100, seed=1)
-    gmc_points(m, ex.uniform, p.Q, p.Qd, std=ex['std'])        # accepted as they are
+    gmc_points(m, ex.uniform, p.Q, p.D, std=ex['std'])        # accepted as they are
 
 
 # ---- item 13: zero std ------------------------------------------------------------------------------------
@@ -155,7 +158,7 @@ def test_bad_device_is_a_value_error(device):
 
 # ---- item 14: single-precision grids on real data -----------------------------------------------------------
 def _single_vs_double(shared_data, dataset, tau, n_grid, model):
-    from gmc_nb.datasets import load_dataset
+    from gmc_nb.analysis.datasets import load_dataset
     inp = load_dataset(dataset, models=[model], root=shared_data).gmc_inputs(tau=tau)
     axes = dict(Qs=np.linspace(inp.mos.min(), inp.mos.max(), n_grid), Ds=np.linspace(0, np.ptp(inp.mos), n_grid))
     gd, gs = gmc_grid(inp, **axes), gmc_grid(inp, **axes, precision='single')

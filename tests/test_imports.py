@@ -10,7 +10,8 @@ import gmc_nb
 
 PKG = Path(gmc_nb.__file__).resolve().parent    # the package under test (PYTHONPATH may point at another checkout)
 ROOT = PKG.parent
-MODULES = sorted(p.stem for p in PKG.glob('*.py') if p.stem != '__init__')
+MODULES = sorted('.'.join(p.relative_to(PKG).with_suffix('').parts) for p in PKG.rglob('*.py')
+                 if p.stem not in ('__init__', '_modidx'))
 
 
 def _run(code: str, timeout=300):
@@ -26,7 +27,7 @@ def test_module_imports_alone(mod):
 
 def pyflakes_messages() -> list:
     "pyflakes on gmc_nb/ (the generated `_modidx.py` excluded): one line per message"
-    files = sorted(str(p) for p in PKG.glob('*.py') if p.name != '_modidx.py')
+    files = sorted(str(p) for p in PKG.rglob('*.py') if p.name != '_modidx.py')
     r = subprocess.run([sys.executable, '-m', 'pyflakes', *files], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode in (0, 1), f'pyflakes did not run: {r.stderr}'
     return [l for l in (r.stdout + r.stderr).splitlines() if l.strip()]
@@ -47,7 +48,7 @@ def test_pyflakes_finds_no_undefined_name():
 def test_plots_explore_figure_in_fresh_interpreter():
     "The function that failed: `explore_figure` works with nothing imported beforehand but gmc_nb.plots"
     r = _run("import matplotlib; matplotlib.use('Agg')\n"
-             "from gmc_nb.plots import explore_figure\n"
+             "from gmc_nb.analysis.plots import explore_figure\n"
              "from gmc_nb.data import example_scores\n"
              "ex = example_scores(60)\n"
              "fig = explore_figure((ex.mos, ex[['uniform', 'coarse']], ex['std']), 'uniform', 'coarse', n_grid=7)\n"

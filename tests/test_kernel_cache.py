@@ -16,16 +16,19 @@ umask = os.environ.get('GMC_TEST_UMASK')
 if umask: os.umask(int(umask, 8))
 warnings.simplefilter('always')
 import numpy as np
-from gmc_nb import correlation as c
+from gmc_nb.gmc.correlation import gmc_point_loop
+from gmc_nb.gmc.engine_c import _cache_dir, c_kernel, c_kernel_status
+from gmc_nb.gmc.inputs import gmc_inputs
+from gmc_nb.gmc.points import gmc_points
 from gmc_nb.data import example_scores
-print('STATUS', c.c_kernel_status())
-print('DIR', c._cache_dir())
-st = os.lstat(c._cache_dir()); print('DIRMODE', oct(st.st_mode & 0o777), st.st_uid == os.geteuid())
-if c.c_kernel() is not None:                    # the loaded kernel is the real one: it computes GMC
+print('STATUS', c_kernel_status())
+print('DIR', _cache_dir())
+st = os.lstat(_cache_dir()); print('DIRMODE', oct(st.st_mode & 0o777), st.st_uid == os.geteuid())
+if c_kernel() is not None:                    # the loaded kernel is the real one: it computes GMC
     ex = example_scores(40)
-    inp = c.gmc_inputs(ex.mos, ex.uniform, std=ex['std'])
-    a = c.gmc_points(inp, Q=[2.5], D=[0.5], kernel='c').SRCC[0]
-    b = c.gmc_point_loop(inp, 2.5, 0.5, 0, 'SRCC')
+    inp = gmc_inputs(ex.mos, ex.uniform, std=ex['std'])
+    a = gmc_points(inp, Q=[2.5], D=[0.5], kernel='c').SRCC[0]
+    b = gmc_point_loop(inp, 2.5, 0.5, 0, 'SRCC')
     print('AGREES', abs(a - b) < 1e-11)
 """
 

@@ -30,9 +30,13 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import special, stats
 
-from gmc_nb.correlation import METHODS, c_kernel, gmc_grid, gmc_inputs, gmc_points
-from gmc_nb.stats import _grid_weighted, resample_counts, weighted_global
-from gmc_nb.surface import correlation_surface
+from gmc_nb.gmc.correlation import METHODS
+from gmc_nb.gmc.engine_c import c_kernel
+from gmc_nb.gmc.points import gmc_grid, gmc_points
+from gmc_nb.gmc.inputs import gmc_inputs
+from gmc_nb.analysis.surface_stats import _grid_weighted
+from gmc_nb.analysis.stats import resample_counts, weighted_global
+from gmc_nb.gmc.surface import correlation_surface
 
 KERNELS = [pytest.param('c', marks=pytest.mark.skipif(c_kernel() is None, reason='C kernel unavailable')), 'torch']
 SETTINGS = settings(max_examples=int(os.environ.get('GMC_PROPERTY_EXAMPLES', 40)),   # more: a longer hunt
@@ -50,7 +54,7 @@ def _inputs(d, **kw):
     except ValueError as e:
         if not str(e).startswith('regulator: the MOS density'): raise
         from scipy.special import logsumexp
-        from gmc_nb.regulator import mos_bins
+        from gmc_nb.gmc.regulator import mos_bins
         u, b = mos_bins(d['mos']); sig = np.asarray(d['std']) * 100 / np.ptp(d['mos']) + 1e-8
         logE = logsumexp(-(b[:, None] - u[None, :]) ** 2 / (2 * sig[None, :] ** 2), axis=1)
         assert (-logE > np.log(np.finfo(float).max)).any(), f'refused although every 1/density is finite: {e}'

@@ -5,9 +5,11 @@ import pytest
 from scipy import stats
 
 from gmc_nb.data import example_scores
-from gmc_nb.correlation import gmc_inputs, gmc_points
-from gmc_nb.stats import (resample_counts, weighted_global, bootstrap_global, compare_models, williams_test,
-                          bootstrap_surface, _grid_weighted, fit_logistic, ci_bca)
+from gmc_nb.gmc.inputs import gmc_inputs
+from gmc_nb.gmc.points import gmc_points
+from gmc_nb.analysis.stats import resample_counts, weighted_global, bootstrap_global, compare_models, williams_test, ci_bca
+from gmc_nb.analysis.surface_stats import bootstrap_surface, _grid_weighted
+from gmc_nb.analysis.logistic import fit_logistic
 
 
 @pytest.fixture(scope='module')

@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gmc_nb.correlation import gmc_inputs, gmc_grid
+from gmc_nb.gmc.inputs import gmc_inputs
+from gmc_nb.gmc.points import gmc_grid
 from gmc_nb.data import example_scores
-from gmc_nb.datasets import from_frame, load_dataset
-from gmc_nb.report import compare, report
-from gmc_nb.stats import (_grid_weighted, bootstrap_global, bootstrap_surface, ci_bca, ci_percentile, fit_logistic,
-                          resample_counts, weighted_global)
+from gmc_nb.analysis.datasets import from_frame, load_dataset
+from gmc_nb.analysis.report import compare, report
+from gmc_nb.analysis.surface_stats import _grid_weighted, bootstrap_surface
+from gmc_nb.analysis.stats import bootstrap_global, ci_bca, ci_percentile, resample_counts, weighted_global
+from gmc_nb.analysis.logistic import fit_logistic
 
 
 def _ties(n=60, seed=1):
@@ -116,7 +118,7 @@ def test_all_zero_std_is_an_error_in_report_and_compare(tmp_path):
 
 
 def test_resampling_units_default():
-    from gmc_nb.report import resampling_units
+    from gmc_nb.analysis.report import resampling_units
     ex = example_scores(40).assign(ref=lambda t: [f'r{i % 8}' for i in range(len(t))])
     d = from_frame(ex, group_col='ref')
     assert resampling_units(d)[1].startswith('reference contents (8 groups)')        # groups known, no registry: contents
