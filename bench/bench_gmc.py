@@ -1,5 +1,5 @@
 """GMC speed: gmc_nb's exact fast kernels vs the plain pairwise loop (the reference's offset loop,
-rewritten as `gmc_point_loop`), on the real data in ../shared/data, in one run.
+rewritten as `gmc_point`), on the real data in ../shared/data, in one run.
 
 Each case runs in a fresh subprocess so that its peak memory (max RSS) is its own. Times are
 medians over --repeat runs after one warm-up (the warm-up also pays torch's import). The baseline
@@ -44,7 +44,7 @@ def run_one(a):
     "Child process: time one case, print one JSON line"
     from gmc_nb.data import shared_data_dir
     from gmc_nb.gmc.points import gmc_points
-    from gmc_nb.gmc.correlation import gmc_point_loop, METHODS
+    from gmc_nb.gmc.correlation import gmc_point, METHODS
     from gmc_nb.gmc.inputs import gmc_inputs
     from gmc_nb.gmc.surface import correlation_surface
     root = shared_data_dir(required=True)
@@ -63,7 +63,7 @@ def run_one(a):
         k = a.loop_points
         def f():
             for q, d in zip(pts.Q[:k], pts.D[:k]):
-                for m in METHODS: gmc_point_loop(inp, q, d, 0, m)
+                for m in METHODS: gmc_point(inp, q, d, 0, m)
     f()                                           # warm-up (imports torch, fills caches)
     if a.device.startswith('cuda'):
         import torch; torch.cuda.synchronize()

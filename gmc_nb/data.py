@@ -13,7 +13,7 @@ import pandas as pd
 # %% auto #0
 __all__ = ['DEVICES', 'MOS_DIRECTIONS', 'MOS_NAMES', 'STD_NAMES', 'GMC_AUTHORS_PRED', 'IMAGE_NAMES', 'as_values', 'check_scores',
            'read_floats', 'check_device', 'looks_like_dmos', 'resolve_mos_direction', 'read_table', 'pick_columns',
-           'shared_data_dir', 'example_scores', 'Scores', 'read_scores']
+           'Registry', 'shared_data_dir', 'example_scores', 'Scores', 'read_scores']
 
 # %% ../nbs/00_data.ipynb #c006
 def as_values(x,                # array-like of numbers
@@ -99,7 +99,8 @@ def check_device(device:str='auto' # 'auto' (cuda when available, else cpu), 'cp
 # %% ../nbs/00_data.ipynb #dir02
 MOS_DIRECTIONS = ('higher', 'lower')
 
-def looks_like_dmos(column)->bool:
+def looks_like_dmos(column # a column name
+                   )->bool:
     "Whether a column name says DMOS: 'dmos' at the start or the end of the name, any case"
     c = str(column).strip().lower()
     return c.startswith('dmos') or c.endswith('dmos')
@@ -122,7 +123,8 @@ MOS_NAMES = ('mos', 'MOS', 'Ground Truth Labels', 'gt_score', 'dmos', 'DMOS', 'm
 STD_NAMES = ('std', 'mos_std', 'SD', 'std_quality')
 GMC_AUTHORS_PRED = 'Results Scores for CC'
 
-IMAGE_NAMES = ('image', 'img_name', 'dist_name', 'image_name', 'Image name', 'img_path', 'filename', 'name')
+IMAGE_NAMES = ('image', 'img_name', 'dist_name', 'image_name', 'Image name', 'img_path', 'filename', 'name',
+               'image_id', 'file_name', 'file', 'path')   # columns that hold an image's file name, in order of preference
 
 def _read_csv(path, **kw):
     try: return pd.read_csv(path, encoding='utf-8-sig', **kw)
@@ -164,6 +166,7 @@ def read_table(path,                        # CSV file: comma-separated; semicol
                                  f"command line --allow-duplicate-ids)")
     return df
 
+# %% ../nbs/00_data.ipynb #1368ad36
 def _pick(df, name, candidates, what, required=True):
     cols = list(df.columns)
     if name is not None:
@@ -196,6 +199,41 @@ def pick_columns(df:pd.DataFrame,   # the score table
         for c in preds:
             if c not in df.columns: raise ValueError(f"prediction column {c!r} not found; columns are {list(df.columns)}")
     return dict(mos=mos, std=std, preds=preds)
+
+# %% ../nbs/00_data.ipynb #ae4337e4
+class Registry(dict):
+    "Entries of one kind by name, in registration order: the one registry of gmc_nb (data sets, sources, distortions, prompts)"
+    def __init__(self,
+                 kind:str,         # what an entry is, for messages: 'prompt', 'distortion', ...
+                 entry_type:type,  # the dataclass of an entry
+                 key:str='name',   # the entry's field that names it
+                 arg:str='name',   # the argument that error messages name
+                ):
+        super().__init__(); self.kind, self.entry_type, self.key, self.arg = kind, entry_type, key, arg
+
+    def add(self,
+            entry,                # an instance of `entry_type`
+            overwrite:bool=False, # replace an entry of the same name
+           ):
+        "Register `entry` under its name and return it; a ValueError if it is not an entry or the name is taken"
+        if not isinstance(entry, self.entry_type):
+            raise ValueError(f"{self.arg}: expected a {self.entry_type.__name__}, got {type(entry).__name__}")
+        name = getattr(entry, self.key)
+        if name in self and not overwrite: raise ValueError(f"{self.arg}: {self.kind} {name!r} is already registered (pass overwrite=True)")
+        self[name] = entry
+        return entry
+
+    def find(self,
+             name,  # a registered name, or an entry (returned as is)
+            ):
+        "The entry named `name`; a ValueError listing the known names otherwise"
+        if isinstance(name, self.entry_type): return name
+        if isinstance(name, str) and name in self: return self[name]
+        raise ValueError(f"{self.arg}: unknown {self.kind} {name!r}; known: {', '.join(self)}")
+
+    def names(self)->list:
+        "The registered names, sorted (as pyiqa's `list_models`)"
+        return sorted(self)
 
 # %% ../nbs/00_data.ipynb #c021
 def shared_data_dir(required:bool=False # raise instead of returning None when absent
@@ -233,11 +271,11 @@ def example_scores(n:int=400,   # number of images
 @dataclass
 class Scores:
     "MOS, optional std and one or more prediction columns of one table, validated"
-    mos: np.ndarray
+    mos: np.ndarray              # (n,) MOS as read
     preds: pd.DataFrame          # predictions oriented to agree with the MOS (negated when lower MOS is better)
-    std: np.ndarray|None
-    columns: dict
-    source: str
+    std: np.ndarray|None         # (n,) per-image MOS std from the table, or None
+    columns: dict                # the columns read: {'mos': name, 'std': name or None, 'preds': [names]}
+    source: str                  # where the table came from (a path, or a data set spec such as 'gmc:livec')
     mos_direction: str = 'higher' # 'higher': a larger MOS is better quality; 'lower': a DMOS
     negated: list = field(default_factory=list) # prediction columns negated to agree with a DMOS
 
@@ -250,7 +288,8 @@ class Scores:
 
 def read_scores(path,                 # CSV table, generic or the GMC authors' format
                 pred_col=None,        # prediction column(s); None: detect (or all, with allow_many)
-                mos_col=None, std_col=None, # MOS / std columns; None: detect
+                mos_col=None,         # MOS column; None: detect among `MOS_NAMES`
+                std_col=None,         # std column; None: detect among `STD_NAMES` (may be absent)
                 allow_many:bool=False, # take every numeric non-MOS/std column as a model
                 mos_direction:str|None=None, # 'higher' or 'lower' (DMOS) is better; None: 'higher', refused for a DMOS-named column
                 allow_duplicates:bool=False  # accept repeated image ids

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'MAX_PIXELS', 'as_rgb8', 'open_image']
+__all__ = ['MIN_SIDE', 'MAX_PIXELS', 'as_rgb8', 'open_image', 'model_view']
 
 # %% ../nbs/01_images.ipynb #c008
 MIN_SIDE = 8  # smallest accepted height and width
@@ -35,7 +35,8 @@ def _from_pil(image: Image.Image) -> np.ndarray:
     if mode in ('CMYK', 'YCbCr', 'LAB', 'HSV', 'RGBX', 'RGBa', 'La'): return np.asarray(image.convert('RGB'))
     raise ValueError(f"image.mode: unsupported PIL mode {mode!r}")
 
-def as_rgb8(image) -> np.ndarray:
+def as_rgb8(image, # HxWx3 uint8 array, grayscale or RGBA array, 16-bit array, or PIL image
+           ) -> np.ndarray:
     "`image` (HxWx3 uint8 array, grayscale, RGBA, 16-bit or PIL image) as a C-contiguous HxWx3 uint8 array."
     if isinstance(image, Image.Image): arr = _from_pil(image)
     elif isinstance(image, np.ndarray): arr = image
@@ -86,6 +87,8 @@ def _orientation(im:Image.Image) -> int:
     except Exception: return 1    # unreadable EXIF block: leave the pixels as stored
     return o if o in _ORIENT else 1
 
+
+# %% ../nbs/01_images.ipynb #8c57f198
 def _thumb_size(size, max_side) -> tuple:
     "The size `Image.thumbnail((max_side, max_side))` gives: aspect kept, each side rounded the way it rounds."
     w, h = size
@@ -114,6 +117,8 @@ def _shrink(im:Image.Image, max_side:int, label:str, own:bool) -> Image.Image:
     if sixteen: im = Image.fromarray(np.clip(np.asarray(im), 0, 65535).astype(np.uint16))  # bicubic overshoot
     return im
 
+
+# %% ../nbs/01_images.ipynb #c695da6e
 def open_image(src,                             # image file (str or path), PIL image, or array (as `as_rgb8` takes)
                max_side:int|None=None,          # shrink on load so the longer side is at most this (aspect kept); None: full size
                max_pixels:int|None=MAX_PIXELS,  # refuse a file / PIL image with more pixels (width x height); None: no limit
@@ -147,4 +152,14 @@ def open_image(src,                             # image file (str or path), PIL 
         if opened is not None: opened.close()
     out = Image.fromarray(x)
     return out.transpose(_ORIENT[orient]) if orient != 1 else out
+
+
+# %% ../nbs/01_images.ipynb #620e71be
+def model_view(src,                             # image file (str or path), PIL image, or array (as `as_rgb8` takes)
+               max_side:int|None=None,          # shrink on load so the longer side is at most this (aspect kept); None: full size
+               max_pixels:int|None=MAX_PIXELS,  # refuse a file / PIL image with more pixels (width x height); None: no limit
+              ) -> np.ndarray:
+    "The image as the model sees it, as an HxWx3 uint8 array: the pixels of `open_image(src, max_side, max_pixels)`."
+    if isinstance(src, np.ndarray) and max_side is None: return as_rgb8(src)
+    return np.asarray(open_image(src, max_side, max_pixels))
 

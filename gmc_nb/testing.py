@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['CHATML_TEMPLATE', 'IDEFICS3_TEMPLATE', 'TINY_ARCHS', 'SAMPLE_PHOTOS', 'tiny_tokenizer', 'tiny_vlm_parts', 'tiny_vlm',
-           'sample_dataset']
+           'sample_photos', 'sample_dataset']
 
 # %% ../nbs/02_testing.ipynb #c004
 from pathlib import Path
@@ -14,7 +14,7 @@ import pandas as pd
 
 from .qdebias.prompts import PROMPTS
 import json
-from .qdebias.lmm import _quiet_hf
+from .qdebias.lmm import quiet_transformers
 
 # %% ../nbs/02_testing.ipynb #c022
 _TINY_SPECIAL = (['<pad>', '<|endoftext|>', '<|im_start|>', '<|im_end|>', '<image>', '<fake_token_around_image>',
@@ -29,6 +29,8 @@ IDEFICS3_TEMPLATE = ("<|im_start|>{% for message in messages %}{{message['role']
     "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
     "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
 
+
+# %% ../nbs/02_testing.ipynb #5d10bfc3
 def tiny_tokenizer(vocab_size:int=400): # BPE vocabulary size (special tokens included)
     "A byte-level BPE tokenizer trained in memory on the prompts and answer words, with chat special tokens."
     from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders
@@ -43,6 +45,8 @@ def tiny_tokenizer(vocab_size:int=400): # BPE vocabulary size (special tokens in
     tok.train_from_iterator(corpus * 20, tr)
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token='<pad>', eos_token='<|endoftext|>')
 
+
+# %% ../nbs/02_testing.ipynb #0a78698d
 def _tiny_text_config(vocab_size, pad_id, eos_id, hidden=32, layers=1, heads=2):
     from transformers import LlamaConfig
     return LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
@@ -66,7 +70,7 @@ def tiny_vlm_parts(arch:str='llava',   # 'llava' or 'idefics3'
     vis = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2,
                image_size=image_size, patch_size=8)
     torch.manual_seed(seed)
-    with _quiet_hf():
+    with quiet_transformers():
         if arch == 'llava':
             from transformers import (LlavaConfig, CLIPVisionConfig, LlavaForConditionalGeneration, LlavaProcessor,
                                       CLIPImageProcessorPil)
@@ -87,22 +91,40 @@ def tiny_vlm_parts(arch:str='llava',   # 'llava' or 'idefics3'
                                      chat_template=IDEFICS3_TEMPLATE)
     return model.eval(), proc
 
-def tiny_vlm(arch:str='llava', # 'llava' or 'idefics3'
-             path=None,        # folder to save into; default a new temporary folder
-             seed:int=0,       # torch seed for the random weights
-             **kw,             # passed to `tiny_vlm_parts` (image_size, hidden, layers)
+
+# %% ../nbs/02_testing.ipynb #e43631ab
+def tiny_vlm(arch:str='llava',   # 'llava' or 'idefics3'
+             path=None,          # folder to save into; default a new temporary folder
+             seed:int=0,         # torch seed for the random weights
+             parts=None,         # (model, processor) of `tiny_vlm_parts` with other sizes; default: built from arch and seed
             ) -> Path:
     "Build a tiny random VLM and `save_pretrained` it (model + processor) to `path`; returns the folder."
     import tempfile
     path = Path(tempfile.mkdtemp(prefix=f'tiny_{arch}_')) if path is None else Path(path)
-    model, proc = tiny_vlm_parts(arch, seed, **kw)
-    with _quiet_hf():
+    model, proc = tiny_vlm_parts(arch, seed) if parts is None else parts
+    with quiet_transformers():
         model.save_pretrained(path); proc.save_pretrained(path)
     return path
+
 
 # %% ../nbs/02_testing.ipynb #c008
 SAMPLE_PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'camera', 'coins', 'moon', 'clock', 'brick', 'gravel',
                  'hubble_deep_field', 'grace_hopper')
+
+def _sample_photo(name):
+    "One photograph of `SAMPLE_PHOTOS` as a PIL RGB image, from scikit-image's data module or matplotlib's sample data."
+    from PIL import Image
+    if name not in SAMPLE_PHOTOS: raise ValueError(f"names: unknown photograph {name!r}; known: {', '.join(SAMPLE_PHOTOS)}")
+    if name == 'grace_hopper':
+        import matplotlib.cbook as cb
+        with cb.get_sample_data('grace_hopper.jpg') as f: return Image.open(f).convert('RGB')
+    import skimage.data as skd
+    return Image.fromarray(getattr(skd, name)()).convert('RGB')
+
+def sample_photos(names=('astronaut', 'chelsea', 'coffee', 'rocket', 'grace_hopper'), # photographs of `SAMPLE_PHOTOS`
+                 ) -> dict:
+    "Real photographs from installed wheels (nothing is downloaded), full size: name -> HxWx3 uint8 array."
+    return {n: np.asarray(_sample_photo(n)) for n in names}
 
 def sample_dataset(folder,               # where to write the images and `mos.csv`
                    n:int=12,             # number of photographs (at most 12)
@@ -117,12 +139,7 @@ def sample_dataset(folder,               # where to write the images and `mos.cs
     rng = np.random.default_rng(seed)
     recs = []
     for name in SAMPLE_PHOTOS[:n]:
-        if name == 'grace_hopper':
-            import matplotlib.cbook as cb
-            with cb.get_sample_data('grace_hopper.jpg') as f: im = Image.open(f).convert('RGB')
-        else:
-            import skimage.data as skd
-            im = Image.fromarray(getattr(skd, name)()).convert('RGB')
+        im = _sample_photo(name)
         im.thumbnail((size, size))
         # synthetic distortion of random strength, and a MOS that falls with it
         k = float(rng.uniform(0, 1))

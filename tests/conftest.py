@@ -1,22 +1,16 @@
-"""Shared fixtures: where the third-party data lives, and a clean skip when it is absent."""
+"""Shared fixtures: where the third-party data lives (the library's one resolver), and a clean skip when it is absent."""
 import os
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_data_dir() -> Path:
-    "`$GMC_SHARED_DATA` or `../shared/data` beside the project root."
-    return Path(os.environ.get('GMC_SHARED_DATA', ROOT.parent / 'shared' / 'data'))
+from gmc_nb.data import shared_data_dir
 
 
 @pytest.fixture
 def shared_data():
     d = shared_data_dir()
-    if not d.is_dir():
-        pytest.skip(f'third-party data not found at {d} (set GMC_SHARED_DATA or place shared/data beside the repo)')
+    if d is None:
+        pytest.skip('third-party data not found (set GMC_SHARED_DATA or place shared/data beside the repo)')
     return d
 
 

@@ -1,4 +1,5 @@
-"""The command line speaks, it does not crash (issue 12, item 20), and a DMOS is not read as a MOS (item 17).
+"""The command line speaks, it does not crash (issue 12, item 20), a DMOS is not read as a MOS (item 17), and (issue 13)
+it has one vocabulary, answers --help without the numerical stack, and records what the library used.
 
 Every case runs the `gmc` console script in a subprocess, as a user would. A user error must end with exactly
 one stderr line `gmc <cmd>: error: <message naming the input>`, exit status 2 and no traceback; `--debug`
@@ -157,10 +158,10 @@ def test_debug_shows_traceback(files):
         assert r.returncode != 0 and 'Traceback' in r.stderr and "ValueError: device: 'foo'" in r.stderr, (pos, r.stderr[-2000:])
 
 
-BUG = ("import sys, gmc_nb.cli as c\n"
+BUG = ("import sys, gmc_nb.commands as c\nfrom gmc_nb.cli import main\n"
        "def boom(a): raise TypeError('unsupported operand')\n"
        "c.cmd_points = boom\n"
-       "c.main()\n")
+       "main()\n")
 
 
 def test_unexpected_exception_is_a_bug_line(files):
@@ -172,16 +173,16 @@ def test_unexpected_exception_is_a_bug_line(files):
 
 
 def test_multiline_message_is_one_line(files):
-    code = ("import gmc_nb.cli as c\n"
+    code = ("import gmc_nb.commands as c\nfrom gmc_nb.cli import main\n"
             "def bad(a): raise OSError('first line\\nsecond line')\n"
-            "c.cmd_points = bad\nc.main()\n")
+            "c.cmd_points = bad\nmain()\n")
     assert error_line(gmc('points', files / 'ex.csv', code=code), 'first line second line')
 
 
 def test_pil_errors_are_user_errors(files):
-    code = ("import gmc_nb.cli as c\nfrom PIL import Image\n"
+    code = ("import gmc_nb.commands as c\nfrom gmc_nb.cli import main\nfrom PIL import Image\n"
             "def bad(a): raise Image.DecompressionBombError('image big.png: 1000000000 pixels exceeds the limit')\n"
-            "c.cmd_points = bad\nc.main()\n")
+            "c.cmd_points = bad\nmain()\n")
     error_line(gmc('points', files / 'ex.csv', code=code), 'big.png')
 
 
@@ -267,3 +268,137 @@ def test_points_extrapolate(files, tmp_path):
             '--out', tmp_path / 'o.csv')
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / 'o.meta.json').read_text())['extrapolate'] is True
+
+
+# ------------------------------------------------------------------ issue 13: one resolver, one vocabulary, light help
+def test_surface_records_the_regulator_used(files, tmp_path):
+    "`--regulator lds` was recorded as `regulator: given` (the CLI computed the weights and passed an array)"
+    r = gmc('surface', files / 'ex.csv', '--pred-col', 'uniform', '--regulator', 'lds', '--ks', 7, '--grid', 9,
+            '--method', 'SRCC', '--quiet', '--out', tmp_path / 's')
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta = json.loads((tmp_path / 's' / 'meta.json').read_text())
+    assert (meta['regulator'], meta['ks'], meta['sigma']) == ('lds', 7, 2.0), meta
+    assert (pd.read_csv(tmp_path / 's' / 'summary.csv').regulator == 'lds').all()
+    assert 'regulator: lds (ks=7, sigma=2)' in (tmp_path / 's' / 'summary.md').read_text()
+
+
+def test_std_phi_without_std_records_the_estimate(files, tmp_path):
+    "A table without std plus `--std-phi 3` was recorded as `std_source: column` (the CLI's estimate looked like a column)"
+    pd.read_csv(files / 'ex.csv').drop(columns='std').to_csv(tmp_path / 'nostd.csv', index=False)
+    r = gmc('points', tmp_path / 'nostd.csv', '--pred-col', 'uniform', '--std-phi', 3, '--lhs', 3, '--out', tmp_path / 'p.csv')
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta = json.loads((tmp_path / 'p.meta.json').read_text())
+    assert meta['std_source'] == 'Beta estimate (phi=3)' and meta['regulator'] == 'gaussian', meta
+    r = gmc('points', files / 'ex.csv', '--pred-col', 'uniform', '--lhs', 3, '--out', tmp_path / 'c.csv')
+    assert json.loads((tmp_path / 'c.meta.json').read_text())['std_source'] == "column 'std'"
+    r = gmc('points', files / 'ex.csv', '--pred-col', 'uniform', '--weights-file', tmp_path / 'w.txt', '--lhs', 3)
+    error_line(r, 'w.txt')
+
+
+def test_same_numbers_as_the_library(files, tmp_path):
+    "The command line passes its options to gmc_inputs: the same surface as the library's with the same options"
+    from gmc_nb.gmc.inputs import gmc_inputs
+    from gmc_nb.gmc.surface import correlation_surface
+    r = gmc('surface', files / 'ex.csv', '--pred-col', 'uniform', '--regulator', 'lds', '--sigma', 1.5, '--std-scale', 2,
+            '--grid', 7, '--method', 'SRCC', '--device', 'cpu', '--quiet', '--out', tmp_path / 's')
+    assert r.returncode == 0, r.stderr[-2000:]
+    ex = pd.read_csv(files / 'ex.csv')
+    inp = gmc_inputs(ex.mos, ex[['uniform']], std=ex['std'], rho='lds', sigma=1.5, tau=2.)
+    want = correlation_surface(inp, n_grid=7, methods=['SRCC']).to_frame()
+    got = pd.read_csv(tmp_path / 's' / 'surface.csv')
+    np.testing.assert_allclose(got.SRCC, want.SRCC, rtol=0, atol=1e-12)
+
+
+def test_one_vocabulary_and_hidden_old_spellings():
+    "--grid/--boot/--seed/--level/--quiet/--device/--out where the concept exists; old spellings work but are not shown"
+    from gmc_nb.cli import build_parser
+    p = build_parser(); sub = p._subparsers._group_actions[0].choices
+    want = {'points': ['--grid', '--seed', '--quiet', '--device', '--out'], 'surface': ['--grid', '--quiet', '--device', '--out'],
+            'example': ['--grid', '--quiet', '--device', '--out'],
+            'compare': ['--grid', '--boot', '--surface-boot', '--seed', '--level', '--quiet', '--out'],
+            'report': ['--grid', '--boot', '--surface-boot', '--seed', '--level', '--quiet', '--out'],
+            'score': ['--quiet', '--device', '--out'], 'debias': ['--seed', '--quiet', '--device', '--out'],
+            'debias-report': ['--grid', '--boot', '--seed', '--out'], 'degrade': ['--seed', '--out']}
+    for cmd, opts in want.items():
+        have = sub[cmd]._option_string_actions
+        assert not [o for o in opts if o not in have], (cmd, [o for o in opts if o not in have])
+        helps = sub[cmd].format_help()
+        for old in ('--grid-res', '--n-grid', '--B ', '--n-boot', '--surface-B', '--no-progress'): assert old not in helps, (cmd, old)
+        if '--device' in opts: assert have['--device'].default == 'auto', cmd
+    a = p.parse_args(['report', 'x.csv', '--out', 'o', '--B', '7', '--n-grid', '9', '--surface-B', '3'])
+    assert (a.boot, a.grid, a.surface_boot) == (7, (9, 9), 3)
+    a = p.parse_args(['surface', 'x.csv', '--out', 'o', '--grid-res', '11'])
+    assert a.grid == (11, 11)
+    assert p.parse_args(['points', 'x.csv', '--grid', '21x11']).grid == (21, 11)
+    assert p.parse_args(['debias-report', 'r.jsonl', '--out', 'o', '--n-boot', '5']).boot == 5
+    assert p.parse_args(['surface', 'x.csv', '--out', 'o']).grid is None        # None: the library's N_GRID
+
+
+def test_defaults_agree_with_the_library():
+    "The parser spells the library's choices and defaults without importing it: they must agree"
+    import inspect
+    from gmc_nb import cli
+    from gmc_nb.cli import build_parser
+    from gmc_nb.gmc.correlation import METHODS
+    from gmc_nb.gmc.inputs import RANKS, gmc_inputs
+    from gmc_nb.gmc.regulator import REGULATORS
+    from gmc_nb.gmc.points import KERNELS
+    from gmc_nb.analysis.report import RESAMPLING
+    from gmc_nb.commands import square_grid
+    from gmc_nb.gmc.surface import N_GRID
+    assert (cli.METHODS, cli.RANKS, cli.REGULATORS, cli.KERNELS, cli.RESAMPLING) == (METHODS, RANKS, REGULATORS, KERNELS, RESAMPLING)
+    sig = inspect.signature(gmc_inputs).parameters
+    a = build_parser().parse_args(['surface', 'x.csv', '--out', 'o'])
+    for opt, par in (('regulator', 'rho'), ('std_scale', 'tau'), ('std_floor', 'std_floor'), ('ranks', 'ranks'), ('ks', 'ks'), ('sigma', 'sigma')):
+        assert getattr(a, opt) == sig[par].default, (opt, getattr(a, opt), sig[par].default)
+    assert square_grid(a.grid) == N_GRID == 41
+
+
+def test_surface_grid_must_be_square(files, tmp_path):
+    error_line(gmc('surface', files / 'ex.csv', '--pred-col', 'uniform', '--grid', '9x3', '--out', tmp_path / 's'), '--grid', '9x3')
+    assert gmc('points', files / 'ex.csv', '--grid', '3by2').returncode == 2
+
+
+def test_points_regular_grid_by_one_number(files, tmp_path):
+    r = gmc('points', files / 'ex.csv', '--pred-col', 'uniform', '--grid', 4, '--method', 'SRCC', '--quiet', '--out', tmp_path / 'g.csv')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(pd.read_csv(tmp_path / 'g.csv')) == 16
+
+
+def test_points_on_a_stored_data_set(shared_data, tmp_path):
+    "The same input spec as compare/report: gmc:<dataset> on points"
+    r = gmc('points', 'gmc:livec', '--pred-col', 'niqe', '--lhs', 3, '--method', 'SRCC', '--device', 'cpu', '--quiet', '--out', tmp_path / 'p.csv')
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta = json.loads((tmp_path / 'p.meta.json').read_text())
+    assert meta['table'] == 'gmc:livec' and meta['models'] == ['niqe'] and meta['predictions_negated'] == [], meta   # the authors negated NIQE already
+    assert meta['std_source'] == "column 'std'"
+
+
+@pytest.mark.parametrize('argv', [['--help'], ['points', '--help'], ['surface', '--help'], ['compare', '--help'],
+                                  ['debias', '--help'], ['score', '--help']])
+def test_help_answers_in_half_a_second(argv):
+    "Median of 5 runs of the console script, interpreter start included (was 2.3 s when help imported the library)"
+    import statistics, time
+    script = Path(sys.executable).with_name('gmc')
+    cmd = [str(script)] if script.exists() else [sys.executable, '-c', 'from gmc_nb.cli import main; main()']
+    times = []
+    for _ in range(5):
+        t = time.perf_counter(); r = subprocess.run(cmd + argv, capture_output=True, text=True, timeout=60); times.append(time.perf_counter() - t)
+        assert r.returncode == 0 and 'usage: gmc' in r.stdout, r.stderr[-2000:]
+    assert statistics.median(times) < 0.5, times
+
+
+def test_debias_commands_pass_level_interval_and_mos_direction(monkeypatch, tmp_path):
+    "`gmc debias-report --level --ci` and `gmc debias --lower-better-mos` reach the library (the shared vocabulary)"
+    import gmc_nb.qdebias.report as rep, gmc_nb.qdebias.run as run
+    from gmc_nb.cli import main
+    seen = {}
+    class _Report(dict):
+        def __getitem__(self, k): return {'correlations': pd.DataFrame(columns=['n', 'SRCC', 'SRCC_lo', 'SRCC_hi', 'PLCC']), 'files': {'report': 'r.md'}}[k]
+    monkeypatch.setattr(rep, 'debias_report', lambda *a, **k: seen.update(report=k) or _Report())
+    main(['debias-report', str(tmp_path / 'r.jsonl'), '--out', str(tmp_path / 'o'), '--level', '0.9', '--ci', 'percentile'])
+    assert seen['report']['level'] == 0.9 and seen['report']['kind'] == 'percentile', seen
+    monkeypatch.setattr(run, 'run_debias', lambda *a, **k: seen.update(run=k) or dict(new_ok=0, new_errors=0, skipped=0, images_per_s=0., store='s'))
+    main(['debias', '--model', 'm', '--images', str(tmp_path), '--mos', 'm.csv', '--out', str(tmp_path / 'x.jsonl'),
+          '--lower-better-mos', '--device', 'cpu', '--quiet'])
+    assert seen['run']['mos_direction'] == 'lower', seen

@@ -7,7 +7,7 @@ import pytest
 from gmc_nb.data import read_floats, example_scores
 from gmc_nb.gmc.inputs import gmc_inputs
 from gmc_nb.gmc.points import gmc_points
-from gmc_nb.gmc.correlation import gmc_point_loop, METHODS
+from gmc_nb.gmc.correlation import gmc_point, METHODS
 from gmc_nb.gmc.regulator import regulator_weights
 from gmc_nb.gmc.surface import correlation_surface
 
@@ -90,9 +90,9 @@ def test_pipal_ssim(shared_data):
 
 
 @pytest.mark.parametrize('ds,meta,ref,kw', [
-    ('LIVEC', 'meta_info_LIVEChallengeDataset.csv', 'LIVEC_Gauss', dict(method='gaussian')),
-    ('kadid10k', 'meta_info_KADID10kDataset.csv', 'kadid10k_Gauss', dict(method='gaussian')),
-    ('pipal', None, 'pipal', dict(method='lds', ks=5, sigma=2))])
+    ('LIVEC', 'meta_info_LIVEChallengeDataset.csv', 'LIVEC_Gauss', dict(regulator='gaussian')),
+    ('kadid10k', 'meta_info_KADID10kDataset.csv', 'kadid10k_Gauss', dict(regulator='gaussian')),
+    ('pipal', None, 'pipal', dict(regulator='lds', ks=5, sigma=2))])
 def test_regulator_weights_reproduce(shared_data, ds, meta, ref, kw):
     if meta:
         m = pd.read_csv(shared_data / 'predictions' / meta); mos, std = m['mos'], m['std']
@@ -159,7 +159,7 @@ def test_fast_equals_loop_with_ties_and_average_ranks():
         for kendall in 'ab':
             fast = gmc_points(inp, Q=[2.0, 3.0], D=[0.3, 1.2], kendall=kendall)
             for m in METHODS:
-                slow = [gmc_point_loop(inp, q, d, 0, m, kendall) for q, d in [(2.0, 0.3), (3.0, 1.2)]]
+                slow = [gmc_point(inp, q, d, 0, m, kendall) for q, d in [(2.0, 0.3), (3.0, 1.2)]]
                 np.testing.assert_allclose(fast[m], slow, rtol=0, atol=1e-11)
 
 
@@ -190,7 +190,7 @@ _FALLBACK = r"""
 import warnings, numpy as np
 from gmc_nb.data import example_scores
 from gmc_nb.gmc.points import gmc_points
-from gmc_nb.gmc.correlation import gmc_point_loop, METHODS
+from gmc_nb.gmc.correlation import gmc_point, METHODS
 from gmc_nb.gmc.inputs import gmc_inputs
 from gmc_nb.gmc.engine_c import c_kernel_status
 ex = example_scores(80)
@@ -201,7 +201,7 @@ with warnings.catch_warnings(record=True) as w:
 print('STATUS', c_kernel_status())
 print('WARNED', any('C kernel unavailable' in str(x.message) for x in w))
 for m in METHODS:
-    ref = [gmc_point_loop(inp, q, d, 0, m) for q, d in [(2.0, 0.3), (3.0, 1.0)]]
+    ref = [gmc_point(inp, q, d, 0, m) for q, d in [(2.0, 0.3), (3.0, 1.0)]]
     assert np.allclose(r[m], ref, rtol=0, atol=1e-11), m
 try: gmc_points(inp, Q=[2.0], D=[0.3], kernel='c'); print('RAISED', False)
 except RuntimeError as e: print('RAISED', 'the C kernel is unavailable' in str(e))

@@ -1,4 +1,4 @@
-"""gmc_nb.degrade: parity with ImageNet-C (imagecorruptions-imaug, dev-only), seeding, input conversion, CLI.
+"""gmc_nb.qdebias.degrade (and its distortions and filters): parity with ImageNet-C (imagecorruptions-imaug, dev-only), seeding, input conversion, CLI.
 
 Parity tests skip with a reason when imagecorruptions-imaug (or scikit-image, for the photographs) is not importable.
 """
@@ -11,7 +11,9 @@ from PIL import Image
 
 from gmc_nb.qdebias.degrade import DEGRADATIONS, QDEBIAS, degrade, degradation_table
 from gmc_nb.images import as_rgb8
-from gmc_nb.qdebias.distortions import canny, equalize_hist, image_seed, motion_blur_at, plasma_fractal, rgb_to_hsv, hsv_to_rgb, truncated_distance
+from gmc_nb.qdebias.distortions import (Degradation, get_degradation, image_seed, list_degradations, motion_blur_at,
+                                        plasma_fractal, register_degradation)
+from gmc_nb.qdebias.filters import canny, equalize_hist, hsv_to_rgb, rgb_to_hsv, truncated_distance
 from gmc_nb.commands import register_cli
 
 DETERMINISTIC = ['zoom_blur', 'saturate', 'contrast', 'brightness', 'pixelate', 'jpeg_compression', 'defocus_blur',
@@ -244,6 +246,28 @@ def test_registry():
     assert len(DEGRADATIONS['zoom_blur'].params[2]) == 11
 
 
+def test_registry_pattern():
+    "One registry pattern (as prompts and datasets): register (refusing a name twice), get (listing the names), list."
+    assert list_degradations() == sorted(DEGRADATIONS) and 'fog' in list_degradations()
+    assert get_degradation('fog') is DEGRADATIONS['fog']
+    with pytest.raises(ValueError, match="name: unknown distortion 'frost'; known: gaussian_noise, shot_noise"):
+        get_degradation('frost')
+    with pytest.raises(ValueError, match='already registered'):
+        register_degradation(DEGRADATIONS['fog'])
+    with pytest.raises(ValueError, match='params'):
+        Degradation('x', lambda x, c, rng: x, (1, 2))
+    with pytest.raises(ValueError, match='family'):
+        Degradation('x', lambda x, c, rng: x, (1,) * 5, family='snow')
+    try:
+        d = register_degradation(Degradation('identity', lambda x, c, rng: x.copy(), (0,) * 5, description='no change'))
+        assert get_degradation('identity') is d and 'identity' in list_degradations()
+        x = np.arange(8 * 9 * 3, dtype=np.uint8).reshape(8, 9, 3)
+        np.testing.assert_array_equal(degrade(x, 'identity', 2), x)             # a registered entry is usable at once
+        assert 'identity' in degradation_table().name.tolist()
+    finally:
+        DEGRADATIONS.pop('identity', None)
+
+
 def test_cli(tmp_path, capsys):
     ap = argparse.ArgumentParser(prog='gmc')
     register_cli(ap.add_subparsers())
@@ -300,12 +324,15 @@ def test_one_rule_every_path(image_files):
     "degrade, the LMM scorer's input and the debias explainer see the same array, the documented one, for every file."
     from gmc_nb.images import open_image
     from gmc_nb.qdebias.lmm import load_image
+    from gmc_nb.images import model_view
     from gmc_nb.qdebias.explain import _prepare_image
     d, expected = image_files
     for name, exp in expected.items():
         f = d / name
         got = np.asarray(open_image(f))
         np.testing.assert_array_equal(got, exp, err_msg=name)
+        np.testing.assert_array_equal(model_view(f), exp, err_msg=f'images.model_view {name}')
+        np.testing.assert_array_equal(model_view(f, max_side=32), np.asarray(open_image(f, max_side=32)), err_msg=f'model_view 32 {name}')
         np.testing.assert_array_equal(np.asarray(load_image(f)), exp, err_msg=f'lmm.load_image {name}')
         np.testing.assert_array_equal(np.asarray(load_image(Image.open(f))), exp, err_msg=f'lmm.load_image(PIL) {name}')
         np.testing.assert_array_equal(_prepare_image(f, None, None)[0], exp, err_msg=f'debias_explain {name}')

@@ -7,7 +7,7 @@ import pytest
 from gmc_nb.data import example_scores
 from gmc_nb.gmc.inputs import gmc_inputs
 from gmc_nb.gmc.points import gmc_points, gmc_grid
-from gmc_nb.gmc.correlation import gmc_point_loop, METHODS
+from gmc_nb.gmc.correlation import gmc_point, METHODS
 from gmc_nb.gmc.engine_c import c_kernel
 from gmc_nb.gmc.std import resolve_std, floor_std
 from gmc_nb.gmc.surface import correlation_surface, lhs_points, grid_points
@@ -32,7 +32,7 @@ def test_scaled_predictions_give_the_same_values(scale):
     g1 = gmc_grid(inp1, Qs=[1.5, 2.5, 3.5], Ds=[0.3, 1.5])
     for k in g0['values']: np.testing.assert_allclose(g1['values'][k], g0['values'][k], rtol=0, atol=1e-12, err_msg=str(k))
     for m in METHODS:
-        np.testing.assert_allclose(gmc_point_loop(inp1, 2.5, 0.3, 0, m), gmc_point_loop(inp0, 2.5, 0.3, 0, m), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(gmc_point(inp1, 2.5, 0.3, 0, m), gmc_point(inp0, 2.5, 0.3, 0, m), rtol=0, atol=1e-12)
 
 
 def test_scaled_mos_gives_the_same_correlations():
@@ -180,3 +180,67 @@ def test_single_precision_grid_holds(shared_data, dataset, tau, n_grid, model):
 @pytest.mark.slow
 def test_single_precision_grid_holds_pipal(shared_data):
     _single_vs_double(shared_data, 'pipal', 1., 11, 'ssim')
+
+
+# ---- issue 13: the definition, its engines, one vocabulary, named results ------------------------------------------
+def test_engines_give_the_definitions_numbers():
+    "Each engine's pair sums (torch at points and on the grid, C at points) turn into gmc_point's values"
+    from gmc_nb.gmc.correlation import _sum_rows, _coefficients
+    from gmc_nb.gmc.engine_torch import _torch_point_sums, _torch_grid_sums
+    from gmc_nb.gmc.engine_c import _c_point_sums
+    inp = gmc_inputs(ex.mos, ex[['uniform', 'coarse']], std=ex['std'])
+    Q, D = np.array(QP), np.array(DP)
+    for kendall in 'ab':
+        rows = _sum_rows(2, METHODS, kendall)
+        want = {(k, m): [gmc_point(inp, q, d, k, m, kendall) for q, d in zip(Q, D)] for k in range(2) for m in METHODS}
+        engines = [_torch_point_sums(inp, Q, D, rows, workers=2, block=97)]
+        if c_kernel() is not None: engines.append(_c_point_sums(inp, Q, D, rows, workers=2))
+        for S, _ in engines:
+            for key, v in _coefficients(S, rows, 2, METHODS, kendall).items():
+                np.testing.assert_allclose(v, want[key], rtol=0, atol=1e-11, err_msg=str(key))
+        S, _ = _torch_grid_sums(inp, Q[:3], D[[0, 3]], rows, workers=2, block=97)
+        for (k, m), v in _coefficients(S, rows, 2, METHODS, kendall).items():
+            ref = [[gmc_point(inp, q, d, k, m, kendall) for q in Q[:3]] for d in D[[0, 3]]]
+            np.testing.assert_allclose(v, ref, rtol=0, atol=1e-11, err_msg=f'grid {k} {m}')
+    with pytest.raises(ValueError, match="method: unknown correlation 'MSE'"): gmc_point(inp, 2.5, 0.3, 0, 'MSE')
+
+
+def test_gmc_grid_is_a_named_result():
+    "gmc_grid returns a GMCGrid: attributes, the old item access, and a short readable repr"
+    from gmc_nb.gmc.points import GMCGrid
+    g = gmc_grid(ex.mos, ex[['uniform', 'coarse']], Qs=[1.5, 2.5, 3.5], Ds=[0.3, 1.5], std=ex['std'], methods=['SRCC'])
+    assert isinstance(g, GMCGrid) and g['values'] is g.values and g['Q'] is g.Q and g['methods'] == ['SRCC']
+    assert g.values['coarse', 'SRCC'].shape == (2, 3) and g['log_weight'].shape == (2, 3)
+    r = repr(g)
+    assert r.startswith('GMCGrid: 2 × 3 cells (D × Q)') and 'coarse SRCC' in r and len(r.splitlines()) == 3
+    with pytest.raises(KeyError, match='a GMCGrid has'): g['SRCC']
+
+
+def test_read_points_accepts_the_references_Qd(tmp_path):
+    "A points file in the reference's format (|ΔMOS| column `Qd`) is read as Q, D"
+    from gmc_nb.gmc.surface import read_points
+    pd.DataFrame({'Q': [2.0, 3.0], 'Qd': [0.1, 0.5]}).to_csv(tmp_path / 'ref.csv', index=False)
+    pd.DataFrame({'Q': [2.0, 3.0], 'D': [0.1, 0.5]}).to_csv(tmp_path / 'ours.csv', index=False)
+    a, b = read_points(tmp_path / 'ref.csv'), read_points(tmp_path / 'ours.csv')
+    pd.testing.assert_frame_equal(a, b); assert list(a.columns) == ['Q', 'D']
+    pd.DataFrame({'Q': [2.0]}).to_csv(tmp_path / 'bad.csv', index=False)
+    with pytest.raises(ValueError, match="column 'D' missing"): read_points(tmp_path / 'bad.csv')
+
+
+def test_regulator_choice_is_called_regulator():
+    "`method` means a correlation; the regulator is chosen by `regulator=` (`method=` works for one release, warned)"
+    from gmc_nb.gmc.regulator import regulator_weights
+    y = ex.mos.to_numpy()
+    lds = regulator_weights(y, regulator='lds')
+    with pytest.warns(DeprecationWarning, match='`method=` is deprecated'):
+        np.testing.assert_array_equal(regulator_weights(y, method='lds'), lds)
+    np.testing.assert_array_equal(regulator_weights(y, None, 'lds'), lds)
+    with pytest.raises(ValueError, match="regulator: unknown regulator 'kde'"): regulator_weights(y, regulator='kde')
+
+
+def test_grid_defaults_are_N_GRID():
+    import inspect
+    from gmc_nb.gmc.surface import N_GRID
+    assert N_GRID == 41
+    assert inspect.signature(correlation_surface).parameters['n_grid'].default == N_GRID
+    assert len(grid_points(LO, HI)) == N_GRID * N_GRID

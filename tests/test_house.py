@@ -1,7 +1,7 @@
 """The picture of the house (nbs/99_house.ipynb) stays true: wings import downwards only, the runtime never
 imports the testing module or a dev-only package, no module outgrows one subject, every public parameter is
 documented, and `gmc --help` answers without importing the numerical stack."""
-import ast, importlib.util, subprocess, sys, time
+import ast, importlib.util, subprocess, sys
 from pathlib import Path
 
 import pytest

@@ -16,7 +16,7 @@ umask = os.environ.get('GMC_TEST_UMASK')
 if umask: os.umask(int(umask, 8))
 warnings.simplefilter('always')
 import numpy as np
-from gmc_nb.gmc.correlation import gmc_point_loop
+from gmc_nb.gmc.correlation import gmc_point
 from gmc_nb.gmc.engine_c import _cache_dir, c_kernel, c_kernel_status
 from gmc_nb.gmc.inputs import gmc_inputs
 from gmc_nb.gmc.points import gmc_points
@@ -28,7 +28,7 @@ if c_kernel() is not None:                    # the loaded kernel is the real on
     ex = example_scores(40)
     inp = gmc_inputs(ex.mos, ex.uniform, std=ex['std'])
     a = gmc_points(inp, Q=[2.5], D=[0.5], kernel='c').SRCC[0]
-    b = gmc_point_loop(inp, 2.5, 0.5, 0, 'SRCC')
+    b = gmc_point(inp, 2.5, 0.5, 0, 'SRCC')
     print('AGREES', abs(a - b) < 1e-11)
 """
 

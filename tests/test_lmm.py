@@ -1,4 +1,4 @@
-"""gmc_nb.lmm: tiny offline LLaVA / Idefics3 through the real loading code, prompts, answer tokens,
+"""gmc_nb.qdebias.lmm (with its prompts, scoring and Q-Bench reader): tiny offline LLaVA / Idefics3 through the real loading code, prompts, answer tokens,
 scores, batching, the CLI, and Q-Bench's published logits."""
 import argparse, os, subprocess, sys
 from pathlib import Path
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from gmc_nb.commands import list_images, register_cli
-from gmc_nb.qdebias.lmm import answer_token_ids, load_model, render_prompt, score_images, score_requests
-from gmc_nb.qdebias.prompts import PROMPTS, PromptTemplate, get_prompt, register_prompt
+from gmc_nb.qdebias.lmm import answer_token_ids, load_model, quiet_transformers, render_prompt, score_images, score_requests
+from gmc_nb.qdebias.prompts import PROMPTS, PromptTemplate, get_prompt, list_prompts, register_prompt
 from gmc_nb.qdebias.qbench import QBENCH_DATASETS, QBENCH_TEMPERATURE, qbench_correlations, qbench_scores, read_qbench_logits
 from gmc_nb.qdebias.scoring import expected_score, two_way_softmax
 from gmc_nb.testing import TINY_ARCHS, tiny_vlm
@@ -74,6 +74,28 @@ def test_custom_template_and_errors():
     with pytest.raises(ValueError, match='already registered'): register_prompt(p)
     with pytest.raises(ValueError, match='weights'): PromptTemplate('x', 'q', answers=('a', 'b', 'c'))
     with pytest.raises(ValueError, match='unknown prompt'): get_prompt('nope')
+
+
+def test_list_prompts():
+    "The registry pattern's list: sorted names, new templates included"
+    names = list_prompts()
+    assert names == sorted(PROMPTS) and {'qbench', 'qalign', 'qdebias_quality', 'qdebias_similarity'} <= set(names)
+    register_prompt(PromptTemplate('test_listed', 'Is it sharp?', answers=('Yes', 'No')), overwrite=True)
+    try: assert 'test_listed' in list_prompts()
+    finally: PROMPTS.pop('test_listed')
+
+
+def test_quiet_transformers_restores_settings():
+    "One definition (gmc_nb.testing uses it too): silent inside, the user's verbosity and bars back after"
+    from transformers.utils import logging as hl
+    hl.set_verbosity_info(); hl.enable_progress_bar()
+    try:
+        with quiet_transformers():
+            assert hl.get_verbosity() == hl.ERROR and not hl.is_progress_bar_enabled()
+        assert hl.get_verbosity() == hl.INFO and hl.is_progress_bar_enabled()
+    finally: hl.set_verbosity_warning()
+    import gmc_nb.testing
+    assert gmc_nb.testing.quiet_transformers is quiet_transformers
 
 
 @pytest.mark.parametrize('arch', TINY_ARCHS)

@@ -139,6 +139,7 @@ def test_full_reference_sets_resample_contents_by_default(shared_data):
 
 
 def test_qbench_reader_defaults_to_qbench_temperature(shared_data):
+    import gmc_nb.qdebias.qbench  # registers the qbench source
     d = load_dataset('spaq', 'qbench', models=['qwen-vl'])
     assert 'T=100' in d.source['qwen-vl']
     r = stats.pearsonr(d.preds['qwen-vl'], d.mos)[0]

@@ -3,7 +3,7 @@
 A docment is the inline comment after a parameter (fastcore.docments), which `show_doc` turns into the
 parameter table of the rendered page. Every public function, method and class in a module's `__all__`
 (dataclass fields included) should have one for each parameter but `self`/`cls`."""
-import importlib, inspect, pkgutil, sys, dataclasses
+import importlib, inspect, pkgutil, sys
 from fastcore.docments import docments
 import gmc_nb
 
@@ -25,7 +25,7 @@ def missing(modname):
         obj = getattr(m, name, None)
         if getattr(obj, '__module__', modname) != modname: continue
         for qn, f in _targets(obj, name):
-            try: sig = inspect.signature(f); d = docments(f, full=False)
+            try: sig = inspect.signature(f); d = docments(f, full=False, args_kwargs=True)
             except (ValueError, TypeError, OSError): continue
             for p in sig.parameters:
                 if p in ('self', 'cls'): continue

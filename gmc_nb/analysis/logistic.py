@@ -14,24 +14,41 @@ from ..data import check_scores
 __all__ = ['logistic4', 'logistic5', 'LogisticFit', 'fit_logistic']
 
 # %% ../../nbs/23_logistic.ipynb #c029
-def logistic4(x, b1, b2, b3, b4): return (b1 - b2) / (1 + np.exp(-(x - b3) / np.abs(b4))) + b2
-def logistic5(x, b1, b2, b3, b4, b5): return b1 * (0.5 - 1 / (1 + np.exp(b2 * (x - b3)))) + b4 * x + b5
+def logistic4(x,  # predictions
+              b1, # upper asymptote
+              b2, # lower asymptote
+              b3, # midpoint
+              b4  # scale (its absolute value)
+             ):
+    "VQEG 4-parameter logistic: (b1 − b2) / (1 + exp(−(x − b3)/|b4|)) + b2"
+    return (b1 - b2) / (1 + np.exp(-(x - b3) / np.abs(b4))) + b2
+def logistic5(x,  # predictions
+              b1, # amplitude of the logistic part
+              b2, # slope of the logistic part
+              b3, # midpoint
+              b4, # slope of the linear part
+              b5  # offset
+             ):
+    "VQEG 5-parameter logistic: b1 (1/2 − 1/(1 + exp(b2 (x − b3)))) + b4 x + b5"
+    return b1 * (0.5 - 1 / (1 + np.exp(b2 * (x - b3)))) + b4 * x + b5
 
 @dataclass
 class LogisticFit:
     "Result of a logistic mapping: parameters, convergence, monotonicity and PLCC before/after"
-    kind: int
-    params: dict
-    converged: bool
-    monotone: bool
-    message: str
-    plcc_raw: float
-    plcc_mapped: float
-    mapped: np.ndarray = field(repr=False, default=None)
+    kind: int              # 4 or 5 parameters
+    params: dict           # parameter name -> fitted value
+    converged: bool        # the least-squares fit converged
+    monotone: bool         # the fitted mapping is monotone over the predictions (VQEG requires it)
+    message: str           # why a fit was refused or failed ('' when it is fine)
+    plcc_raw: float        # PLCC of the raw predictions
+    plcc_mapped: float     # PLCC after the mapping (the raw one when the fit failed, NaN when not monotone)
+    mapped: np.ndarray = field(repr=False, default=None) # the mapped predictions, None when the fit failed
 
-def fit_logistic(pred, mos,        # prediction and MOS per image
+def fit_logistic(pred,             # prediction per image
+                 mos,              # MOS per image
                  kind:int=4,       # 4 or 5 parameters
-                 maxfev:int=20000)->LogisticFit:
+                 maxfev:int=20000  # most function evaluations of the fit
+                )->LogisticFit:
     "Fit the VQEG logistic from `pred` to `mos`; if it does not converge, `converged=False` and PLCC stays the raw one"
     y, x = check_scores(mos, pred)
     r = stats.pearsonr(x, y)[0]

@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
-from ..gmc.surface import GMCSurface, trapezoid_mean, correlation_surface
+from ..gmc.surface import GMCSurface, trapezoid_mean, correlation_surface, N_GRID
+from .surface_stats import SurfaceDifference
 
 # %% auto #0
-__all__ = ['DPI', 'mos_label', 'plot_heatmap', 'plot_surface3d', 'plot_difference', 'plot_marginals', 'plot_mos_hist',
+__all__ = ['DPI', 'mos_label', 'plot_surface', 'plot_surface3d', 'plot_difference', 'plot_marginals', 'plot_mos_hist',
            'explore_figure', 'explorer']
 
 # %% ../../nbs/24_plots.ipynb #c005
@@ -21,7 +22,9 @@ def _ax(ax, figsize=(4.2, 3.2), projection=None):
     fig = plt.figure(figsize=figsize, dpi=DPI)
     return fig.add_subplot(111, projection=projection)
 
-def mos_label(unit:str|None=None, what:str='MOS')->str:
+def mos_label(unit:str|None=None, # MOS unit, e.g. '0-100'; None: no unit
+              what:str='MOS'       # what the axis shows
+             )->str:
     "Axis label in MOS units, e.g. 'MOS (0-100)'"
     return f'{what} ({unit})' if unit else what
 
@@ -31,9 +34,16 @@ def _units(surf, unit):
     return f'{lo:.3g}–{hi:.3g}'
 
 # %% ../../nbs/24_plots.ipynb #c007
-def plot_heatmap(surf:GMCSurface, model=None, method:str='SRCC', ax=None,
-                 unit:str|None=None,     # MOS unit for the labels (default: the MOS range)
-                 vmin=None, vmax=None, levels:int=8, cmap:str='viridis', colorbar:bool=True):
+def plot_surface(surf:GMCSurface,           # the surface to draw
+                 model:str|None=None,       # which model (default: the first)
+                 method:str='SRCC',         # which correlation: 'PLCC', 'SRCC' or 'KRCC'
+                 ax=None,                   # matplotlib Axes to draw into (default: a new figure)
+                 vmin:float|None=None,      # lower end of the colour scale (default: the data's)
+                 vmax:float|None=None,      # upper end of the colour scale (default: the data's)
+                 unit:str|None=None,        # MOS unit for the labels (default: the MOS range)
+                 levels:int=8,              # number of contour levels
+                 cmap:str='viridis',        # matplotlib colour map
+                 colorbar:bool=True):       # draw a colour bar
     "Heat map of one model's surface with labelled contours; x = MOS level, y = |ΔMOS|; returns the Axes"
     model = surf.models[0] if model is None else model
     Z = np.ma.masked_invalid(surf.values[model, method]); ax = _ax(ax)
@@ -44,10 +54,18 @@ def plot_heatmap(surf:GMCSurface, model=None, method:str='SRCC', ax=None,
     if colorbar: ax.figure.colorbar(im, ax=ax, label=f'GMC-{method}')
     u = _units(surf, unit)
     ax.set_xlabel(mos_label(u, 'MOS level Q')); ax.set_ylabel(mos_label(u, '|ΔMOS| level'))
-    ax.set_title(f'{model}: GMC-{method} {trapezoid_mean(surf.values[model, method], surf.Q, surf.D):.3f}', fontsize=9)
+    mean, glob = trapezoid_mean(surf.values[model, method], surf.Q, surf.D), surf.global_.loc[model, method]
+    ax.set_title(f'{model}: GMC-{method} {mean:.3f} (global {glob:.3f})', fontsize=9)
     return ax
 
-def plot_surface3d(surf:GMCSurface, model=None, method:str='SRCC', ax=None, unit=None, cmap='viridis', elev=25, azim=-125):
+def plot_surface3d(surf:GMCSurface,         # the surface to draw
+                   model:str|None=None,     # which model (default: the first)
+                   method:str='SRCC',       # which correlation: 'PLCC', 'SRCC' or 'KRCC'
+                   ax=None,                 # a 3-D matplotlib Axes (default: a new figure)
+                   unit:str|None=None,      # MOS unit for the labels (default: the MOS range)
+                   cmap:str='viridis',      # matplotlib colour map
+                   elev:float=25,           # view elevation in degrees
+                   azim:float=-125):        # view azimuth in degrees
     "3-D view of one model's surface; returns the Axes3D"
     model = surf.models[0] if model is None else model
     ax = _ax(ax, (4.2, 3.4), projection='3d')
@@ -60,12 +78,18 @@ def plot_surface3d(surf:GMCSurface, model=None, method:str='SRCC', ax=None, unit
     return ax
 
 # %% ../../nbs/24_plots.ipynb #c011
-def plot_difference(diff:dict|GMCSurface,   # `SurfaceBootstrap.difference(...)` dict, or a surface (then give A, B)
-                    A=None, B=None, method:str='SRCC', ax=None, unit=None, lim=None, colorbar=True):
-    "Diverging heat map of A − B with hatching where the difference is significant; returns the Axes"
+def plot_difference(diff:SurfaceDifference|GMCSurface, # `SurfaceBootstrap.difference(...)`, or a surface (then give A, B)
+                    A:str|None=None,        # first model, when `diff` is a surface
+                    B:str|None=None,        # second model, when `diff` is a surface
+                    method:str='SRCC',      # the correlation, when `diff` is a surface
+                    ax=None,                # matplotlib Axes to draw into (default: a new figure)
+                    unit:str|None=None,     # MOS unit for the labels (default: the MOS range)
+                    lim:float|None=None,    # colour scale ±lim (default: the largest |A − B|)
+                    colorbar:bool=True):    # draw a colour bar
+    "Diverging heat map of A − B (red: A better) with hatching where the difference is significant; returns the Axes"
     if isinstance(diff, GMCSurface):
         s = diff
-        diff = dict(diff=s.values[A, method] - s.values[B, method], mask=None, A=A, B=B, method=method, Q=s.Q, D=s.D)
+        diff = SurfaceDifference(s.values[A, method] - s.values[B, method], A, B, method, s.Q, s.D)
     Q, D, Z, mask = diff['Q'], diff['D'], np.ma.masked_invalid(diff['diff']), diff.get('mask')
     ax = _ax(ax)
     lim = lim or (float(np.nanmax(np.abs(diff['diff']))) if np.isfinite(diff['diff']).any() else 1.) or 1.
@@ -85,7 +109,11 @@ def plot_difference(diff:dict|GMCSurface,   # `SurfaceBootstrap.difference(...)`
 
 # %% ../../nbs/24_plots.ipynb #c015
 def plot_marginals(curves:dict,     # name -> DataFrame with column `estimate` (and `lo`, `hi` for a band) indexed by level
-                   along:str='Q', ax=None, unit=None, method:str='SRCC', alpha:float=.25):
+                   along:str='Q',     # 'Q': curves over MOS levels; 'D': over |ΔMOS| levels (labels only)
+                   ax=None,           # matplotlib Axes to draw into (default: a new figure)
+                   unit:str|None=None, # MOS unit for the x label
+                   method:str='SRCC', # the correlation, for the y label
+                   alpha:float=.25):  # opacity of the bands
     "Marginal GMC curves (mean over the other axis) with their confidence bands; returns the Axes"
     ax = _ax(ax)
     for name, c in curves.items():
@@ -96,8 +124,12 @@ def plot_marginals(curves:dict,     # name -> DataFrame with column `estimate` (
     ax.set_ylabel(f'mean GMC-{method}'); ax.legend(fontsize=7, frameon=False); ax.grid(alpha=.3)
     return ax
 
-def plot_mos_hist(mos, rho=None,    # MOS per image; regulator weights ρ_i (optional)
-                  ax=None, bins:int=40, unit=None, label:str='MOS'):
+def plot_mos_hist(mos,              # MOS per image
+                  rho=None,          # regulator weight ρ_i per image (optional): drawn on a second axis
+                  ax=None,           # matplotlib Axes to draw into (default: a new figure)
+                  bins:int=40,       # histogram bins
+                  unit:str|None=None, # MOS unit for the x label
+                  label:str='MOS'):  # what the x axis shows
     "Histogram of the MOS and, on a second axis, the regulator weight of each image; returns the Axes"
     mos = np.asarray(mos, float); ax = _ax(ax)
     ax.hist(mos, bins=bins, color='0.75', edgecolor='0.5', lw=.4)
@@ -114,7 +146,14 @@ def _as_data(d):
     mos, preds, *rest = d
     return np.asarray(mos, float), pd.DataFrame(preds), (rest[0] if rest else None)
 
-def explore_figure(data, A, B=None, method='SRCC', rho='gaussian', tau=1., n_grid=21, unit=None):
+def explore_figure(data,              # an `IQAData` or (mos, preds_df[, std])
+                   A:str,             # model whose surface is drawn
+                   B:str|None=None,   # second model: the middle panel shows A − B (else the 3-D surface of A)
+                   method:str='SRCC', # the correlation
+                   rho:str='gaussian', # the regulator, as `gmc_inputs(rho=...)`
+                   tau:float=1.,      # the std multiplier τ, as `gmc_inputs(tau=...)`
+                   n_grid:int=N_GRID, # points per axis
+                   unit:str|None=None): # MOS unit for the labels
     "The explorer's figure for one choice: heat map of A, difference A − B (or 3-D of A), marginals along MOS"
     from gmc_nb.gmc.inputs import gmc_inputs
     mos, preds, std = _as_data(data)
@@ -122,7 +161,7 @@ def explore_figure(data, A, B=None, method='SRCC', rho='gaussian', tau=1., n_gri
     inp = gmc_inputs(mos, preds[models], std=std, rho=rho, tau=tau)
     s = correlation_surface(inp, n_grid=n_grid, methods=[method])
     fig = plt.figure(figsize=(11, 3.1), dpi=DPI)
-    plot_heatmap(s, A, method, ax=fig.add_subplot(131), unit=unit)
+    plot_surface(s, A, method, ax=fig.add_subplot(131), unit=unit)
     if len(models) == 2: plot_difference(s, A, B, method, ax=fig.add_subplot(132), unit=unit)
     else: plot_surface3d(s, A, method, ax=fig.add_subplot(132, projection='3d'), unit=unit)
     plot_marginals({m: pd.DataFrame({'estimate': s.marginal(m, method, 'Q')}) for m in models}, ax=fig.add_subplot(133), unit=unit, method=method)
@@ -130,7 +169,8 @@ def explore_figure(data, A, B=None, method='SRCC', rho='gaussian', tau=1., n_gri
     return fig
 
 def explorer(datasets:dict,  # name -> IQAData or (mos, preds_df[, std])
-             n_grid:int=21, unit:dict|None=None):
+             n_grid:int=N_GRID, # points per axis of every redraw (≤ 31 keeps large sets responsive)
+             unit:dict|None=None): # data set name -> MOS unit for the labels
     "An ipywidgets explorer over `datasets`; returns the widget (display it)"
     import ipywidgets as W
     names = list(datasets)

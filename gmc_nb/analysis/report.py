@@ -4,18 +4,20 @@
 
 # %% ../../nbs/25_report.ipynb #c004
 from __future__ import annotations
+from dataclasses import dataclass
 import time
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .datasets import IQAData, read_csv_scores, load_dataset
-from .stats import bootstrap_global, compare_models, check_level
-from .surface_stats import bootstrap_surface
+from .datasets import IQAData, read_csv_scores, load_dataset, dataset_spec
+from .stats import bootstrap_global, compare_models, check_level, ItemAccess
+from .surface_stats import bootstrap_surface, SurfaceDifference
 from .logistic import fit_logistic
-from ..gmc.surface import correlation_surface
+from ..gmc.surface import correlation_surface, N_GRID
 
 # %% auto #0
-__all__ = ['RESAMPLING', 'load_any', 'md_table', 'global_table', 'logistic_table', 'resampling_units', 'compare', 'report']
+__all__ = ['RESAMPLING', 'load_any', 'md_table', 'global_table', 'logistic_table', 'resampling_units', 'Comparison', 'compare',
+           'Report', 'report']
 
 # %% ../../nbs/25_report.ipynb #c005
 def load_any(spec:str,                # CSV path, or 'gmc:<dataset>' / 'qbench:<dataset>' / 'pyiqa:<dataset>'
@@ -25,28 +27,29 @@ def load_any(spec:str,                # CSV path, or 'gmc:<dataset>' / 'qbench:<
              mos_direction:str|None=None # 'lower' for a DMOS column, 'higher' for a MOS; None: the registry's, or refuse a DMOS-named column
             )->IQAData:
     "An `IQAData` from a file or a stored data set"
-    for src in ('gmc', 'qbench', 'pyiqa'):
-        if str(spec).startswith(src + ':'):
-            d = load_dataset(spec.split(':', 1)[1], src)
-            break
-    else:
-        d = read_csv_scores(spec, dataset=dataset, group_col=groups, directions={m: 'lower' for m in lower} or None,
-                            mos_direction=mos_direction)
-        return d
+    if dataset_spec(spec) is None:   # a file
+        return read_csv_scores(spec, dataset=dataset, group_col=groups, directions={m: 'lower' for m in lower} or None,
+                               mos_direction=mos_direction)
+    d = load_dataset(spec)
     for m in lower:
         if m not in d.direction: raise ValueError(f"--lower: model {m!r} not in {d.models}")
         d.direction[m] = 'lower'
     return d
 
-def md_table(df:pd.DataFrame, digits:int=3)->str:
-    "A DataFrame as a GitHub Markdown table (no extra dependency)"
+def md_table(df:pd.DataFrame,  # the table (its index is not written; `reset_index()` first to keep it)
+             digits:int=3       # decimals of float cells; NaN and inf are written as they are
+            )->str:
+    "A DataFrame as a GitHub Markdown table (no extra dependency): the package's one Markdown table writer"
     f = lambda v: f'{v:.{digits}f}' if isinstance(v, (float, np.floating)) and np.isfinite(v) else str(v)
     cols = list(df.columns)
     lines = ['| ' + ' | '.join(map(str, cols)) + ' |', '|' + '---|' * len(cols)]
     lines += ['| ' + ' | '.join(f(v) for v in row) + ' |' for row in df.itertuples(index=False)]
     return '\n'.join(lines)
 
-def global_table(gb, kind='bca', level=.95)->pd.DataFrame:
+def global_table(gb,                 # a `GlobalBootstrap`
+                 kind:str='bca',     # interval: 'percentile' or 'bca'
+                 level:float=.95     # confidence level
+                )->pd.DataFrame:
     "Wide table: one row per model, `METHOD` and `METHOD lo/hi` columns"
     t = gb.table(kind, level)
     out = pd.DataFrame(index=gb.models)
@@ -57,7 +60,9 @@ def global_table(gb, kind='bca', level=.95)->pd.DataFrame:
     return out.reset_index()
 
 # %% ../../nbs/25_report.ipynb #c006
-def logistic_table(data:IQAData, kind:int=4)->pd.DataFrame:
+def logistic_table(data:IQAData, # the data (models oriented before fitting)
+                   kind:int=4     # 4 or 5 parameters
+                  )->pd.DataFrame:
     "PLCC after the VQEG logistic mapping, with the fitted parameters and whether each fit converged"
     P = data.oriented(); rows = []
     for m in data.models:
@@ -69,7 +74,7 @@ def logistic_table(data:IQAData, kind:int=4)->pd.DataFrame:
 # %% ../../nbs/25_report.ipynb #c008
 RESAMPLING = ('auto', 'images', 'contents')
 
-def resampling_units(data:IQAData,      # the data
+def resampling_units(data:IQAData,      # the data (its groups and registry entry decide 'auto')
                      resample:str='auto' # 'auto': reference contents where the data are full reference and groups are known; 'images'; 'contents'
                     )->tuple:
     "(groups or None, label): what the bootstrap resamples, and the words every output uses for it"
@@ -82,11 +87,48 @@ def resampling_units(data:IQAData,      # the data
     if data.groups is None: raise ValueError(f"resample: {data.name} has no reference groups (give --groups COLUMN), so contents cannot be resampled")
     return data.groups, f'reference contents ({len(pd.unique(data.groups))} groups)'
 
-def compare(data:IQAData, models, B:int=1000, seed:int=0, kind:str='bca', level:float=.95,
-            grouped='auto',            # what to resample: 'auto' (reference contents where known on a full-reference set), 'images', 'contents' (or True/False)
-            method:str='SRCC', n_grid:int=31, surface_B:int=20, out=None, progress:bool=True,
-            logistic:int|None=None     # 4 or 5: add PLCC after the VQEG logistic mapping (no bootstrap)
-           )->dict:
+# %% ../../nbs/25_report.ipynb #6619e02a
+@dataclass(repr=False)
+class Comparison(ItemAccess):
+    "What `compare` found: global scores with intervals, paired verdicts and the difference surface; `res['verdicts']` works as on a dict"
+    data: IQAData                       # the data, restricted to the compared models
+    flipped: list                       # models negated because lower is better
+    global_: pd.DataFrame               # one row per model: METHOD and METHOD lo/hi, and what was resampled
+    resampled: str                      # what the bootstrap resampled, in words
+    verdicts: pd.DataFrame              # `compare_models` rows, first model against each other
+    difference: SurfaceDifference       # surface of the first two models' difference, with its significance mask
+    kind: str = 'bca'                   # interval kind of the global scores
+    level: float = .95                  # confidence level
+    B: int = 0                          # bootstrap replicates of the global scores
+    logistic: pd.DataFrame|None = None  # PLCC after the logistic mapping, when asked for
+    figure: Path|None = None            # the difference figure, when `out` was given
+
+    def __repr__(self):
+        g = self.global_.set_index('model')
+        lines = [f"Comparison of {len(self.data.models)} models on {self.data.name} ({len(self.data.mos)} images), "
+                 f"{self.level:.0%} {self.kind} intervals, B = {self.B}, resampling {self.resampled}"]
+        for m in [c for c in ('PLCC', 'SRCC', 'KRCC') if c in g]:
+            lines.append(f"  {m}: " + ', '.join(f"{mdl} {r[m]:.3f} [{r[m + ' lo']:.3f}, {r[m + ' hi']:.3f}]" for mdl, r in g.iterrows()))
+        for _, v in self.verdicts.iterrows():
+            lines.append(f"  {v.A} − {v.B} {v.method}: {v['diff']:+.3f} [{v.lo:+.3f}, {v.hi:+.3f}], {v.verdict}")
+        lines.append('  surface: ' + repr(self.difference).split('\n')[-1].strip())
+        return '\n'.join(lines)
+
+# %% ../../nbs/25_report.ipynb #bfe6313e
+def compare(data:IQAData,               # the data
+            models,                      # two or more model names; the first is compared with each other
+            B:int=1000,                  # bootstrap replicates of the global scores
+            seed:int=0,                  # random seed: same seed, same replicates
+            kind:str='bca',              # interval: 'percentile' or 'bca'
+            level:float=.95,             # confidence level
+            grouped='auto',              # what to resample: 'auto' (reference contents where known on a full-reference set), 'images', 'contents' (or True/False)
+            method:str='SRCC',           # the correlation of the difference surface
+            n_grid:int=N_GRID,           # points per axis of the difference surface
+            surface_B:int=20,            # bootstrap replicates of the difference surface
+            out=None,                    # folder for the difference figure (None: no figure)
+            progress:bool=True,          # show progress bars
+            logistic:int|None=None       # 4 or 5: add PLCC after the VQEG logistic mapping (no bootstrap)
+           )->Comparison:
     "Global table with CIs, pairwise verdicts, and the difference surface (with significance mask) of the first two models"
     level = check_level(level)
     d = data.select(models)
@@ -94,32 +136,51 @@ def compare(data:IQAData, models, B:int=1000, seed:int=0, kind:str='bca', level:
     groups, units = resampling_units(d, grouped)
     P = d.oriented()
     gb = bootstrap_global(d.mos, P, B=B, seed=seed, groups=groups, progress=progress)
-    res = dict(data=d, flipped=P.attrs['flipped'], global_=global_table(gb, kind, level), resampled=units,
-               verdicts=compare_models(gb, d.mos, P, pairs=[(d.models[0], m) for m in d.models[1:]], kind=kind, level=level,
-                                       clustered=groups is not None))
-    res['global_']['resampled'] = units
-    if logistic: res['logistic'] = logistic_table(d, logistic)
+    glob = global_table(gb, kind, level); glob['resampled'] = units
+    verdicts = compare_models(gb, d.mos, P, pairs=[(d.models[0], m) for m in d.models[1:]], kind=kind, level=level,
+                              clustered=groups is not None)
     A, Bm = d.models[:2]
     sb = bootstrap_surface(d.gmc_inputs(), B=surface_B, seed=seed, n_grid=n_grid, methods=[method], models=[A, Bm],
                            groups=groups, progress=progress)
-    res['difference'] = sb.difference(A, Bm, method, level=level)
+    res = Comparison(d, P.attrs['flipped'], glob, units, verdicts, sb.difference(A, Bm, method, level=level), kind, level, B,
+                     logistic_table(d, logistic) if logistic else None)
     if out is not None:
         import matplotlib.pyplot as plt
         from gmc_nb.analysis.plots import plot_difference
         out = Path(out); out.mkdir(parents=True, exist_ok=True)
-        ax = plot_difference(res['difference'], unit=d.scale)
-        f = out / f'difference_{A}_vs_{Bm}_{method}.png'.replace('+', 'plus')
-        ax.figure.savefig(f, dpi=150, bbox_inches='tight'); plt.close(ax.figure)
-        res['figure'] = f
+        ax = plot_difference(res.difference, unit=d.scale)
+        res.figure = out / f'difference_{A}_vs_{Bm}_{method}.png'.replace('+', 'plus')
+        ax.figure.savefig(res.figure, dpi=150, bbox_inches='tight'); plt.close(ax.figure)
     return res
 
 # %% ../../nbs/25_report.ipynb #c010
-def report(data:IQAData, out, B:int=1000, seed:int=0, kind:str='bca', level:float=.95,
-           grouped='auto',             # what to resample: 'auto', 'images', 'contents' (see `resampling_units`)
-           n_grid:int=31, surface_B:int=0, methods=('PLCC', 'SRCC', 'KRCC'), progress:bool=True)->dict:
+@dataclass(repr=False)
+class Report(ItemAccess):
+    "What `report` wrote: the summary table and the files; `rep['files']` works as on a dict"
+    table: pd.DataFrame      # one row per model: direction, global scores with intervals, GMC summaries
+    files: list              # paths of the figures, summary.csv and summary.md
+    seconds: float           # wall time
+
+    def __repr__(self):
+        return (f"Report: {len(self.table)} models, {len(self.files)} files in {self.files[-1].parent.name}/ ({self.seconds:.1f} s)\n"
+                + self.table.drop(columns=['resampled'], errors='ignore').round(3).to_string(index=False))
+
+# %% ../../nbs/25_report.ipynb #a96ea9e5
+def report(data:IQAData,             # the data
+           out,                      # output folder (created)
+           B:int=1000,               # bootstrap replicates of the global scores
+           seed:int=0,               # random seed: same seed, same replicates
+           kind:str='bca',           # interval: 'percentile' or 'bca'
+           level:float=.95,          # confidence level
+           grouped='auto',           # what to resample: 'auto', 'images', 'contents' (see `resampling_units`)
+           n_grid:int=N_GRID,        # points per axis of the surfaces
+           surface_B:int=0,          # bootstrap replicates of the surfaces (0: no GMC intervals)
+           methods=('PLCC', 'SRCC', 'KRCC'), # correlations
+           progress:bool=True        # show progress bars
+          )->Report:
     "All figures (heat map per model and method, marginals, MOS histogram) and a summary table (CSV and Markdown)"
     import matplotlib.pyplot as plt
-    from gmc_nb.analysis.plots import plot_heatmap, plot_marginals, plot_mos_hist
+    from gmc_nb.analysis.plots import plot_surface, plot_marginals, plot_mos_hist
     level = check_level(level)
     groups, units = resampling_units(data, grouped)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
@@ -145,7 +206,7 @@ def report(data:IQAData, out, B:int=1000, seed:int=0, kind:str='bca', level:floa
     if progress:
         from tqdm.auto import tqdm; it = tqdm(it, desc='figures', unit='fig')
     for mdl, k in it:
-        ax = plot_heatmap(surf, mdl, k, unit=data.scale)
+        ax = plot_surface(surf, mdl, k, unit=data.scale)
         f = out / f'surface_{mdl}_{k}.png'.replace('+', 'plus'); ax.figure.savefig(f, dpi=120, bbox_inches='tight'); plt.close(ax.figure); files.append(f)
     for k in methods:
         ax = plot_marginals({m: pd.DataFrame({'estimate': surf.marginal(m, k, 'Q')}) for m in data.models}, unit=data.scale, method=k)
@@ -163,4 +224,4 @@ def report(data:IQAData, out, B:int=1000, seed:int=0, kind:str='bca', level:floa
           f"Negated (lower-is-better) models: {', '.join(flipped) if flipped else 'none'}.", '',
           md_table(table), '', '## Figures', ''] + [f'![{p.stem}]({p.name})' for p in files]
     (out / 'summary.md').write_text('\n'.join(md) + '\n', encoding='utf-8')
-    return dict(table=table, files=files + [out / 'summary.csv', out / 'summary.md'], seconds=time.time() - t0)
+    return Report(table, files + [out / 'summary.csv', out / 'summary.md'], time.time() - t0)

@@ -5,6 +5,7 @@
 # %% ../../nbs/21_stats.ipynb #c004
 from __future__ import annotations
 from dataclasses import dataclass, field
+from functools import partial
 import numpy as np
 import pandas as pd
 from scipy import stats, special
@@ -12,9 +13,24 @@ from ..data import check_scores
 from ..gmc.correlation import METHODS
 
 # %% auto #0
-__all__ = ['CI_KINDS', 'MIN_BOOT_IMAGES', 'VERDICTS', 'resample_counts', 'jackknife_counts', 'weighted_global', 'check_level',
-           'ci_percentile', 'ci_bca', 'GlobalBootstrap', 'bootstrap_global', 'williams_test', 'steiger_test', 'verdict',
-           'compare_models']
+__all__ = ['CI_KINDS', 'MIN_BOOT_IMAGES', 'DEPENDENT_TESTS', 'williams_test', 'steiger_test', 'VERDICTS', 'ItemAccess',
+           'resample_counts', 'jackknife_counts', 'weighted_global', 'check_level', 'ci_percentile', 'ci_bca',
+           'GlobalBootstrap', 'bootstrap_global', 'dependent_correlation_test', 'verdict', 'compare_models']
+
+# %% ../../nbs/21_stats.ipynb #8c553bb0
+class ItemAccess:
+    "Mixin for result dataclasses: `res['field']`, `'field' in res` (set, not None), `res.get`, `res.keys()`, as on a dict"
+    def keys(self)->list:
+        "Names of the fields that are set (not None)"
+        return [f for f in self.__dataclass_fields__ if getattr(self, f) is not None]
+    def __getitem__(self, key:str):
+        if key not in self.__dataclass_fields__: raise KeyError(f"{key!r}: a {type(self).__name__} has {list(self.__dataclass_fields__)}")
+        return getattr(self, key)
+    def __contains__(self, key:str): return key in self.keys()
+    def get(self, key:str,     # a field name
+            default=None):     # returned when the field is unset
+        "The field `key`, or `default` when it is unset"
+        return getattr(self, key) if key in self.keys() else default
 
 # %% ../../nbs/21_stats.ipynb #c006
 def resample_counts(n:int,            # number of images
@@ -36,7 +52,11 @@ def resample_counts(n:int,            # number of images
     cg = np.bincount(idx.ravel(), minlength=B * G).reshape(B, G).astype(np.int32)
     return cg[:, codes]
 
-def jackknife_counts(n:int, groups=None, max_groups:int=200, seed:int=0)->np.ndarray:
+def jackknife_counts(n:int,              # number of images
+                     groups=None,         # per-image group labels: delete one group at a time
+                     max_groups:int=200,  # more units than this are pooled into this many random blocks
+                     seed:int=0           # random seed of the pooling
+                    )->np.ndarray:
     "(G, n) 0/1 weights of the delete-one(-group) jackknife; more than `max_groups` units are pooled into random blocks"
     codes = np.arange(n) if groups is None else pd.factorize(np.asarray(groups))[0]
     G = codes.max() + 1
@@ -76,6 +96,7 @@ def _wpearson(C, X, Y):
     with np.errstate(invalid='ignore', divide='ignore'):
         return np.where(ok, sxy / np.sqrt(sxx * syy), np.nan)
 
+# %% ../../nbs/21_stats.ipynb #059f3e12
 def _wspearman(C, y, P):
     "Spearman (average ranks of the multiset) per replicate: Σc·ry·rp over Σc·r² with ranks centred at (N+1)/2"
     N = C.sum(1, keepdims=True).astype(np.float64)
@@ -119,7 +140,8 @@ def _kendall_b(C, y, P, matrix_max=4000):
     return out
 
 def weighted_global(C,               # (B, n) multiplicities (integers)
-                    mos, preds,      # (n,) MOS and (n, m) predictions
+                    mos,             # (n,) MOS
+                    preds,           # (n, m) predictions
                     methods=METHODS, # any of PLCC, SRCC, KRCC
                     matrix_max:int=4000 # above this many images, Kendall loops over replicates (no n×n matrix)
                    )->dict:
@@ -134,21 +156,27 @@ def weighted_global(C,               # (B, n) multiplicities (integers)
 # %% ../../nbs/21_stats.ipynb #c014
 CI_KINDS = ('percentile', 'bca')
 
-def check_level(level)->float:
+def check_level(level # the confidence level, e.g. 0.95
+               )->float:
     "The confidence level as a float strictly between 0 and 1, or a ValueError naming `level`"
     try: lv = float(level)
     except (TypeError, ValueError): raise ValueError(f"level: must be a number between 0 and 1 (e.g. 0.95), got {level!r}") from None
     if not 0 < lv < 1: raise ValueError(f"level: must lie strictly between 0 and 1 (e.g. 0.95), got {level!r}")
     return lv
 
-def ci_percentile(reps, level:float=.95, axis=0):
+def ci_percentile(reps,              # bootstrap replicates
+                  level:float=.95,   # confidence level
+                  axis:int=0):       # the replicates' axis
     "(lo, hi) percentile interval of replicates along `axis` (NaN replicates are an error, not dropped)"
     level = check_level(level); reps = np.asarray(reps, float)
     if np.isnan(reps).any(): raise ValueError(f"replicates: {int(np.isnan(reps).sum())} NaN values; the statistic is undefined on some resamples")
     a = (1 - level) / 2
     return np.quantile(reps, a, axis=axis), np.quantile(reps, 1 - a, axis=axis)
 
-def ci_bca(reps, theta, jack, level:float=.95):
+def ci_bca(reps,               # (B, ...) bootstrap replicates
+           theta,              # (...) the estimate on the full data
+           jack,               # (G, ...) jackknife values (for the acceleration)
+           level:float=.95):   # confidence level
     "(lo, hi) BCa interval: reps (B, ...), estimate theta (...), jackknife values jack (G, ...)"
     level = check_level(level); reps, theta, jack = (np.asarray(v, float) for v in (reps, theta, jack))
     if np.isnan(reps).any(): raise ValueError(f"replicates: {int(np.isnan(reps).sum())} NaN values")
@@ -180,12 +208,15 @@ class GlobalBootstrap:
     estimate: pd.DataFrame      # models × methods
     reps: dict                  # method -> (B, m)
     jack: dict                  # method -> (G, m), or empty
-    models: list
-    counts: np.ndarray = field(repr=False, default=None)
-    seed: int = 0
-    grouped: bool = False
+    models: list                # model names
+    counts: np.ndarray = field(repr=False, default=None) # (B, n) multiplicities of the replicates
+    seed: int = 0               # random seed of the replicates
+    grouped: bool = False       # reference contents were resampled, not images
 
-    def ci(self, method:str, kind:str='bca', level:float=.95)->tuple:
+    def ci(self, method:str,        # a correlation: 'PLCC', 'SRCC', 'KRCC'
+           kind:str='bca',        # interval: 'percentile' or 'bca'
+           level:float=.95        # confidence level
+          )->tuple:
         "(lo, hi) arrays over models"
         if kind == 'percentile': return ci_percentile(self.reps[method], level)
         if kind == 'bca':
@@ -193,7 +224,9 @@ class GlobalBootstrap:
             return ci_bca(self.reps[method], self.estimate[method].to_numpy(), self.jack[method], level)
         raise ValueError(f"kind: unknown interval {kind!r}; choose one of {CI_KINDS}")
 
-    def table(self, kind:str='bca', level:float=.95)->pd.DataFrame:
+    def table(self, kind:str='bca', # interval: 'percentile' or 'bca'
+              level:float=.95  # confidence level
+             )->pd.DataFrame:
         "Long table: model, method, estimate, lo, hi, se"
         rows = []
         for m in self.reps:
@@ -204,6 +237,7 @@ class GlobalBootstrap:
         t = pd.DataFrame(rows); t.attrs.update(kind=kind, level=level, B=len(next(iter(self.reps.values()))), grouped=self.grouped)
         return t
 
+# %% ../../nbs/21_stats.ipynb #5d29ff24
 def _preds_frame(preds):
     if isinstance(preds, pd.DataFrame): return preds
     if isinstance(preds, dict): return pd.DataFrame(preds)
@@ -217,10 +251,10 @@ def bootstrap_global(mos,                 # MOS per image
                      B:int=1000,          # replicates
                      seed:int=0,          # random seed
                      groups=None,         # reference content per image: resample contents (full-reference sets)
-                     methods=METHODS,
+                     methods=METHODS,     # correlations: any of PLCC, SRCC, KRCC
                      jackknife:bool=True, # also the jackknife, for BCa
                      chunk:int=250,       # replicates per batch (memory)
-                     progress:bool=False
+                     progress:bool=False  # show a progress bar
                     )->GlobalBootstrap:
     "Seeded bootstrap of global PLCC/SRCC/KRCC for every model, all from multiplicity weights"
     P = _preds_frame(preds)
@@ -245,35 +279,53 @@ def bootstrap_global(mos,                 # MOS per image
                            list(P.columns), C, seed, groups is not None)
 
 # %% ../../nbs/21_stats.ipynb #c021
-def williams_test(r12:float, r13:float, r23:float, n:int)->tuple:
-    "(t, p): Williams' test of r12 = r13 (variable 1 shared; r23 = correlation of 2 and 3), df = n − 3"
-    if n < 4: raise ValueError(f"n: need at least 4 images, got {n}")
-    if abs(r12 - r13) < 1e-12: return 0., 1.      # equal correlations (e.g. the same model twice)
+DEPENDENT_TESTS = ('williams', 'steiger')
+
+def _williams_t(r12, r13, r23, n):
+    "Williams' t of r12 − r13 (df = n − 3) and its two-sided p"
     detR = 1 - r12 ** 2 - r13 ** 2 - r23 ** 2 + 2 * r12 * r13 * r23
     rbar = (r12 + r13) / 2
     t = (r12 - r13) * np.sqrt((n - 1) * (1 + r23) / (2 * (n - 1) / (n - 3) * detR + rbar ** 2 * (1 - r23) ** 3))
     return float(t), float(2 * stats.t.sf(abs(t), n - 3))
 
-def steiger_test(r12:float, r13:float, r23:float, n:int)->tuple:
-    "(Z, p): Steiger's (1980) Z test of r12 = r13 with Fisher z and the pooled covariance"
-    if n < 4: raise ValueError(f"n: need at least 4 images, got {n}")
-    if abs(r12 - r13) < 1e-12: return 0., 1.
+def _steiger_z(r12, r13, r23, n):
+    "Steiger's (1980) Z of r12 − r13 with Fisher z and the pooled covariance, and its two-sided p"
     rbar = (r12 + r13) / 2
     psi = r23 * (1 - 2 * rbar ** 2) - 0.5 * rbar ** 2 * (1 - 2 * rbar ** 2 - r23 ** 2)
     s = psi / (1 - rbar ** 2) ** 2
     z = (np.arctanh(r12) - np.arctanh(r13)) * np.sqrt(n - 3) / np.sqrt(2 - 2 * s)
     return float(z), float(2 * stats.norm.sf(abs(z)))
 
+def dependent_correlation_test(r12:float,  # correlation of the MOS (1) with model A (2)
+                               r13:float,  # correlation of the MOS with model B (3)
+                               r23:float,  # correlation of the two models
+                               n:int,      # number of images
+                               test:str='williams', # 'williams' (t, df = n − 3) or 'steiger' (Z)
+                              )->tuple:
+    "(statistic, p) of a test of r12 = r13 for two correlations that share variable 1, the MOS"
+    if test not in DEPENDENT_TESTS: raise ValueError(f"test: unknown test {test!r}; choose one of {DEPENDENT_TESTS}")
+    if n < 4: raise ValueError(f"n: need at least 4 images, got {n}")
+    if abs(r12 - r13) < 1e-12: return 0., 1.      # equal correlations (e.g. the same model twice)
+    return (_williams_t if test == 'williams' else _steiger_z)(r12, r13, r23, n)
+
+williams_test = partial(dependent_correlation_test, test='williams')   # (t, p): Williams' test
+steiger_test = partial(dependent_correlation_test, test='steiger')     # (Z, p): Steiger's Z test
+
 VERDICTS = ('A better', 'tied', 'B better')
 
-def verdict(lo:float, hi:float)->str:
+# %% ../../nbs/21_stats.ipynb #944ed126
+def verdict(lo:float, # lower end of the interval of A − B
+            hi:float  # upper end
+           )->str:
     "'A better' if the interval of A − B is above 0, 'B better' if below, else 'tied'"
     return 'A better' if lo > 0 else ('B better' if hi < 0 else 'tied')
 
 def compare_models(gb:GlobalBootstrap,   # a `bootstrap_global` result holding both models
-                   mos, preds,           # the same data (for Williams/Steiger)
+                   mos,                  # the same MOS (for Williams/Steiger)
+                   preds,                # the same predictions
                    pairs=None,           # list of (A, B); None: all pairs in model order
-                   kind:str='bca', level:float=.95,
+                   kind:str='bca',       # interval: 'percentile' or 'bca'
+                   level:float=.95,      # confidence level
                    clustered:bool=False  # images share reference contents: Williams/Steiger (independent images) do not apply
                   )->pd.DataFrame:
     "One row per pair and method: difference A − B, its interval, bootstrap p, Williams/Steiger p and the verdict"

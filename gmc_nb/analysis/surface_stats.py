@@ -11,15 +11,15 @@ from scipy import special
 from ..data import as_values
 from ..gmc.inputs import GMCInputs
 from ..gmc.points import gmc_grid
-from ..gmc.surface import trapezoid_mean
-from .stats import CI_KINDS
+from ..gmc.surface import trapezoid_mean, N_GRID
+from .stats import CI_KINDS, ItemAccess
 from .stats import ci_bca
 from .stats import ci_percentile
 from .stats import jackknife_counts
 from .stats import resample_counts
 
 # %% auto #0
-__all__ = ['SurfaceBootstrap', 'bootstrap_surface']
+__all__ = ['SurfaceDifference', 'SurfaceBootstrap', 'bootstrap_surface']
 
 # %% ../../nbs/22_surface_stats.ipynb #c025
 def _selfpair_logweight(inp, Qs, Ds, counts):
@@ -31,74 +31,6 @@ def _selfpair_logweight(inp, Qs, Ds, counts):
     LQ = lr[None, :] - (Qs[:, None] - y[None, :]) ** 2 / s2[None, :]        # (nQ, n') : ρ² G_s²
     LD = -Ds[:, None] ** 2 / (4 * s2[None, :])                              # (nD, n') : G_d(D; gap 0)
     return special.logsumexp(LD[:, None, :] + LQ[None, :, :], axis=-1)
-
-@dataclass
-class SurfaceBootstrap:
-    "Bootstrap replicates of GMC surfaces on one grid"
-    Q: np.ndarray
-    D: np.ndarray
-    estimate: dict      # (model, method) -> (nD, nQ)
-    reps: dict          # (model, method) -> (B, nD, nQ) float32
-    jack: dict          # (model, method) -> (G, nD, nQ), or empty
-    models: list
-    methods: list
-    log_weight: np.ndarray = field(repr=False, default=None)
-
-    def _ci(self, est, reps, jack, kind, level):
-        if kind == 'percentile': return ci_percentile(reps, level)
-        if kind == 'bca':
-            if jack is None: raise ValueError("kind 'bca' needs jackknife replicates: run with jackknife_groups > 0")
-            return ci_bca(reps, est, jack, level)
-        raise ValueError(f"kind: unknown interval {kind!r}; choose one of {CI_KINDS}")
-
-    def point_ci(self, model, method, kind='percentile', level=.95):
-        "(lo, hi) per grid cell; cells with NaN replicates are NaN (no data there)"
-        R = self.reps[model, method].astype(float); ok = np.isfinite(R).all(0)
-        lo, hi = np.full(ok.shape, np.nan), np.full(ok.shape, np.nan)
-        if ok.any():
-            J = self.jack.get((model, method)); J = None if J is None else J[:, ok]
-            l, h = self._ci(self.estimate[model, method][ok], R[:, ok], J, kind, level)
-            lo[ok], hi[ok] = l, h
-        return lo, hi
-
-    def _marg(self, Z, along):
-        if along not in ('Q', 'D'): raise ValueError(f"along: must be 'Q' or 'D', got {along!r}")
-        return trapezoid_mean(Z, self.Q, self.D, axis=0 if along == 'Q' else 1)
-
-    def marginal_band(self, model, method, along='Q', kind='percentile', level=.95)->pd.DataFrame:
-        "Marginal curve with its band: index = MOS level (or |ΔMOS| level), columns estimate, lo, hi"
-        est = self._marg(self.estimate[model, method], along)
-        reps = np.stack([self._marg(z, along) for z in self.reps[model, method].astype(float)])
-        J = self.jack.get((model, method))
-        J = None if J is None else np.stack([self._marg(z, along) for z in J])
-        ok = np.isfinite(reps).all(0) & np.isfinite(est)
-        lo, hi = np.full(len(est), np.nan), np.full(len(est), np.nan)
-        l, h = self._ci(est[ok], reps[:, ok], None if J is None else J[:, ok], kind, level); lo[ok], hi[ok] = l, h
-        ax = self.Q if along == 'Q' else self.D
-        return pd.DataFrame({'estimate': est, 'lo': lo, 'hi': hi}, index=pd.Index(ax, name='Q' if along == 'Q' else 'D'))
-
-    def summary_ci(self, kind='percentile', level=.95)->pd.DataFrame:
-        "Scalar GMC summary (trapezoid mean) per model and method with its interval"
-        rows = []
-        for (mdl, m), Z in self.estimate.items():
-            reps = np.array([trapezoid_mean(z, self.Q, self.D) for z in self.reps[mdl, m].astype(float)])
-            J = self.jack.get((mdl, m)); J = None if J is None else np.array([trapezoid_mean(z, self.Q, self.D) for z in J])
-            est = trapezoid_mean(Z, self.Q, self.D)
-            lo, hi = self._ci(np.asarray(est), reps, J, kind, level)
-            rows.append(dict(model=mdl, method=m, GMC=est, lo=float(lo), hi=float(hi), se=reps.std(ddof=1)))
-        return pd.DataFrame(rows)
-
-    def difference(self, A, B, method='SRCC', kind='percentile', level=.95)->dict:
-        "A − B per cell with its interval and a mask: +1 A significantly better, −1 B better, 0 tied, NaN no data"
-        d = self.estimate[A, method] - self.estimate[B, method]
-        R = (self.reps[A, method].astype(float) - self.reps[B, method].astype(float))
-        ok = np.isfinite(R).all(0) & np.isfinite(d)
-        lo, hi = np.full(d.shape, np.nan), np.full(d.shape, np.nan)
-        J = None
-        if self.jack: J = (self.jack[A, method] - self.jack[B, method])[:, ok]
-        if ok.any(): l, h = self._ci(d[ok], R[:, ok], J, kind, level); lo[ok], hi[ok] = l, h
-        mask = np.where(ok, np.where(lo > 0, 1., np.where(hi < 0, -1., 0.)), np.nan)
-        return dict(diff=d, lo=lo, hi=hi, mask=mask, A=A, B=B, method=method, Q=self.Q, D=self.D, level=level)
 
 def _grid_weighted(inp, w, Qs, Ds, methods, counts=None, **kw):
     "gmc_grid with ρ·w; KRCC (tau-a) gets the self-pair weight of duplicated images added to its denominator"
@@ -113,17 +45,138 @@ def _grid_weighted(inp, w, Qs, Ds, methods, counts=None, **kw):
         for mdl in inp.models: g['values'][mdl, 'KRCC'] = g['values'][mdl, 'KRCC'] * f
     return g
 
+# %% ../../nbs/22_surface_stats.ipynb #7b883a75
+@dataclass(repr=False)
+class SurfaceDifference(ItemAccess):
+    "GMC surface of A − B with, from a bootstrap, its interval and significance mask per cell; `d['mask']` works as on a dict"
+    diff: np.ndarray           # (nD, nQ) A − B of the estimates
+    A: str                     # first model
+    B: str                     # second model
+    method: str                # the correlation
+    Q: np.ndarray              # MOS levels (nQ,)
+    D: np.ndarray              # |ΔMOS| levels (nD,)
+    lo: np.ndarray|None = None # (nD, nQ) lower end of the interval of A − B; None without a bootstrap
+    hi: np.ndarray|None = None # (nD, nQ) upper end
+    mask: np.ndarray|None = None # (nD, nQ) +1 A significantly better, −1 B better, 0 tied, NaN no data; None without a bootstrap
+    level: float|None = None   # confidence level of `lo`, `hi`, `mask`
+    kind: str|None = None      # interval: 'percentile' or 'bca'
+    B_reps: int|None = None    # bootstrap replicates behind the interval
+
+    def shares(self)->dict:
+        "Share of grid cells where A is better, B is better, they are tied, or there is no data (from `mask`)"
+        if self.mask is None: raise ValueError("mask: this difference has no bootstrap mask (no intervals were computed)")
+        m = self.mask
+        return dict(A=float(np.mean(m == 1)), B=float(np.mean(m == -1)), tied=float(np.mean(m == 0)), empty=float(np.mean(np.isnan(m))))
+
+    def __repr__(self):
+        Z = self.diff[np.isfinite(self.diff)]
+        rng = f"A − B from {Z.min():+.3f} to {Z.max():+.3f}, mean {trapezoid_mean(self.diff, self.Q, self.D):+.3f}" if Z.size else "no finite cell"
+        out = [f"SurfaceDifference {self.A} − {self.B} ({self.method}), {len(self.D)} × {len(self.Q)} cells (D × Q): {rng}"]
+        if self.mask is not None:
+            s = self.shares()
+            out.append(f"  {self.level:.0%} {self.kind} intervals, B = {self.B_reps}: {self.A} better in {s['A']:.0%} of cells, "
+                       f"{self.B} better in {s['B']:.0%}, tied in {s['tied']:.0%}, no data in {s['empty']:.0%}")
+        return '\n'.join(out)
+
+# %% ../../nbs/22_surface_stats.ipynb #820edd4a
+@dataclass
+class SurfaceBootstrap:
+    "Bootstrap replicates of GMC surfaces on one grid"
+    Q: np.ndarray       # MOS levels (nQ,)
+    D: np.ndarray       # |ΔMOS| levels (nD,)
+    estimate: dict      # (model, method) -> (nD, nQ)
+    reps: dict          # (model, method) -> (B, nD, nQ) float32
+    jack: dict          # (model, method) -> (G, nD, nQ), or empty
+    models: list        # model names
+    methods: list       # correlations: 'PLCC', 'SRCC', 'KRCC'
+    log_weight: np.ndarray = field(repr=False, default=None) # log total pair weight per cell of the estimate
+
+    def _ci(self, est, reps, jack, kind, level):
+        if kind == 'percentile': return ci_percentile(reps, level)
+        if kind == 'bca':
+            if jack is None: raise ValueError("kind 'bca' needs jackknife replicates: run with jackknife_groups > 0")
+            return ci_bca(reps, est, jack, level)
+        raise ValueError(f"kind: unknown interval {kind!r}; choose one of {CI_KINDS}")
+
+    def point_ci(self, model:str,          # a model of `models`
+                 method:str,               # a correlation of `methods`
+                 kind:str='percentile',    # interval: 'percentile' or 'bca' (needs jackknife replicates)
+                 level:float=.95):         # confidence level
+        "(lo, hi) per grid cell; cells with NaN replicates are NaN (no data there)"
+        R = self.reps[model, method].astype(float); ok = np.isfinite(R).all(0)
+        lo, hi = np.full(ok.shape, np.nan), np.full(ok.shape, np.nan)
+        if ok.any():
+            J = self.jack.get((model, method)); J = None if J is None else J[:, ok]
+            l, h = self._ci(self.estimate[model, method][ok], R[:, ok], J, kind, level)
+            lo[ok], hi[ok] = l, h
+        return lo, hi
+
+    def _marg(self, Z, along):
+        if along not in ('Q', 'D'): raise ValueError(f"along: must be 'Q' or 'D', got {along!r}")
+        return trapezoid_mean(Z, self.Q, self.D, axis=0 if along == 'Q' else 1)
+
+    def marginal_band(self, model:str,     # a model of `models`
+                      method:str,          # a correlation of `methods`
+                      along:str='Q',       # 'Q': curve over MOS levels (mean over D); 'D': over |ΔMOS| levels
+                      kind:str='percentile', # interval: 'percentile' or 'bca'
+                      level:float=.95      # confidence level
+                     )->pd.DataFrame:
+        "Marginal curve with its band: index = MOS level (or |ΔMOS| level), columns estimate, lo, hi"
+        est = self._marg(self.estimate[model, method], along)
+        reps = np.stack([self._marg(z, along) for z in self.reps[model, method].astype(float)])
+        J = self.jack.get((model, method))
+        J = None if J is None else np.stack([self._marg(z, along) for z in J])
+        ok = np.isfinite(reps).all(0) & np.isfinite(est)
+        lo, hi = np.full(len(est), np.nan), np.full(len(est), np.nan)
+        l, h = self._ci(est[ok], reps[:, ok], None if J is None else J[:, ok], kind, level); lo[ok], hi[ok] = l, h
+        ax = self.Q if along == 'Q' else self.D
+        return pd.DataFrame({'estimate': est, 'lo': lo, 'hi': hi}, index=pd.Index(ax, name='Q' if along == 'Q' else 'D'))
+
+    def summary_ci(self, kind:str='percentile', # interval: 'percentile' or 'bca'
+                   level:float=.95          # confidence level
+                  )->pd.DataFrame:
+        "Scalar GMC summary (trapezoid mean) per model and method with its interval"
+        rows = []
+        for (mdl, m), Z in self.estimate.items():
+            reps = np.array([trapezoid_mean(z, self.Q, self.D) for z in self.reps[mdl, m].astype(float)])
+            J = self.jack.get((mdl, m)); J = None if J is None else np.array([trapezoid_mean(z, self.Q, self.D) for z in J])
+            est = trapezoid_mean(Z, self.Q, self.D)
+            lo, hi = self._ci(np.asarray(est), reps, J, kind, level)
+            rows.append(dict(model=mdl, method=m, GMC=est, lo=float(lo), hi=float(hi), se=reps.std(ddof=1)))
+        return pd.DataFrame(rows)
+
+    def difference(self, A:str,            # first model
+                   B:str,                  # second model
+                   method:str='SRCC',      # a correlation of `methods`
+                   kind:str='percentile',  # interval: 'percentile' or 'bca'
+                   level:float=.95         # confidence level
+                  )->SurfaceDifference:
+        "A − B per cell with its interval and a mask: +1 A significantly better, −1 B better, 0 tied, NaN no data"
+        d = self.estimate[A, method] - self.estimate[B, method]
+        R = (self.reps[A, method].astype(float) - self.reps[B, method].astype(float))
+        ok = np.isfinite(R).all(0) & np.isfinite(d)
+        lo, hi = np.full(d.shape, np.nan), np.full(d.shape, np.nan)
+        J = None
+        if self.jack: J = (self.jack[A, method] - self.jack[B, method])[:, ok]
+        if ok.any(): l, h = self._ci(d[ok], R[:, ok], J, kind, level); lo[ok], hi[ok] = l, h
+        mask = np.where(ok, np.where(lo > 0, 1., np.where(hi < 0, -1., 0.)), np.nan)
+        return SurfaceDifference(d, A, B, method, self.Q, self.D, lo, hi, mask, level, kind, len(R))
+
+
+# %% ../../nbs/22_surface_stats.ipynb #085eeccf
 def bootstrap_surface(inp:GMCInputs,        # core inputs (all models share the replicates)
                       B:int=20,             # replicates
-                      seed:int=0,
-                      Qs=None, Ds=None,     # grid axes; default n_grid points over [min, max] × [0, range]
-                      n_grid:int=21,
-                      methods=('SRCC',),
+                      seed:int=0,           # random seed: same seed, same replicates
+                      Qs=None,              # MOS levels of the grid; default n_grid points over [min, max]
+                      Ds=None,              # |ΔMOS| levels of the grid; default n_grid points over [0, range]
+                      n_grid:int=N_GRID,    # points per axis when Qs/Ds are not given
+                      methods=('SRCC',),    # correlations: 'PLCC', 'SRCC', 'KRCC' 
                       models=None,          # subset of inp.models (default all)
                       groups=None,          # resample reference contents instead of images
                       jackknife_groups:int=0, # > 0: delete-one-group jackknife with that many blocks (enables BCa)
                       rep_precision:str='single', # replicates' matrix products: 'single' (~1e-6, 2x faster) or 'double'
-                      progress:bool=False, **kw # more gmc_grid options (device, workers, kendall)
+                      progress:bool=False,  # show a progress bar
+                      **kw                  # more gmc_grid options (device, workers, kendall)
                      )->SurfaceBootstrap:
     "Bootstrap replicates of the GMC surface, computed by the core with multiplicity-weighted regulators"
     if models is not None:

@@ -19,7 +19,9 @@ __all__ = ['PointExplanation', 'explain_point', 'plot_explain', 'step_widget']
 @dataclass
 class PointExplanation:
     "Everything that makes up GMC at one query point"
-    Q: float; D: float; model: str
+    Q: float                      # MOS level of the point
+    D: float                      # |ΔMOS| level of the point
+    model: str                    # the model explained
     image_weight: np.ndarray      # ρ_i G_s(i; Q), scaled to max 1
     pairs: pd.DataFrame           # every pair: i, j, mos_i, mos_j, gap, weight share, concordant
     values: dict                  # GMC at the point, per method
@@ -27,7 +29,8 @@ class PointExplanation:
     forming: pd.DataFrame         # coefficients over the top-k pairs as k grows
 
 def explain_point(inp:GMCInputs,     # validated inputs (`gmc_inputs`)
-                  Q:float, D:float,  # the query point
+                  Q:float,           # MOS level of the query point
+                  D:float,           # |ΔMOS| level of the query point
                   model=0,           # model name or column index
                   max_pairs:int=2_000_000 # refuse larger problems (memory)
                  )->PointExplanation:
@@ -58,7 +61,10 @@ def explain_point(inp:GMCInputs,     # validated inputs (`gmc_inputs`)
     return PointExplanation(float(Q), float(D), inp.models[k], iw / iw.max(), pairs, vals, g, forming)
 
 # %% ../../nbs/19_explain.ipynb #c011
-def plot_explain(e:PointExplanation, inp:GMCInputs, figsize=(11, 7.5), dpi=75):
+def plot_explain(e:PointExplanation,  # the result of `explain_point`
+                 inp:GMCInputs,        # the inputs it was computed from
+                 figsize=(11, 7.5),    # figure size in inches
+                 dpi=75):              # figure resolution
     "Four-panel figure of `explain_point`'s result; returns the Figure"
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
@@ -89,7 +95,9 @@ def plot_explain(e:PointExplanation, inp:GMCInputs, figsize=(11, 7.5), dpi=75):
     return fig
 
 # %% ../../nbs/19_explain.ipynb #c014
-def step_widget(inp:GMCInputs, Q:float|None=None, D:float|None=None):
+def step_widget(inp:GMCInputs,       # validated inputs (`gmc_inputs`)
+                Q:float|None=None,   # initial MOS level (default: mid-range)
+                D:float|None=None):  # initial |ΔMOS| level (default: a tenth of the range)
     "ipywidgets explorer of `explain_point`: sliders for Q and |ΔMOS|, a model menu"
     import ipywidgets as W
     import matplotlib.pyplot as plt

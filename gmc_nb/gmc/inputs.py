@@ -4,7 +4,7 @@
 
 # %% ../../nbs/13_inputs.ipynb #c004
 from __future__ import annotations
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from ..data import as_values, check_scores
@@ -28,14 +28,22 @@ class GMCInputs:
     tau: float             # std scale τ
     ranks: str             # rank definition for SRCC
     std_source: str        # where the std came from
-    regulator: str         # which regulator made rho
+    regulator: str         # which regulator made rho: 'gaussian', 'lds', 'none', 'file <path>' or 'given'
     extent: tuple = None   # (min, max) MOS that query points are checked against; None: those of `mos`.
     counts: np.ndarray = None # (n,) multiplicity of each image in a bootstrap resample (average ranks count copies); None: 1 each
                            # A resample keeps the full data's extent, so a shared grid stays valid.
+    std_floor: float = STD_FLOOR # the floor applied to `std`, as a fraction of the MOS range
+    regulator_options: dict = field(default_factory=dict) # options of the regulator that made rho: {'ks', 'sigma'} for 'lds'
 
     def __post_init__(self):
         if self.extent is None: self.extent = (float(np.min(self.mos)), float(np.max(self.mos)))
 
+    def provenance(self)->dict:
+        "What this evaluation used, for a run's meta.json: std source, regulator (with its kernel), τ, floor and ranks"
+        return dict(std_source=self.std_source, regulator=self.regulator, **self.regulator_options,
+                    std_scale=self.tau, std_floor=self.std_floor, ranks=self.ranks)
+
+# %% ../../nbs/13_inputs.ipynb #aaa7c8c1
 def _as_models(pred, n):
     if isinstance(pred, pd.DataFrame): return [str(c) for c in pred.columns], [pred[c].to_numpy() for c in pred.columns]
     if isinstance(pred, pd.Series): return [str(pred.name or 'prediction')], [pred.to_numpy()]
@@ -54,21 +62,27 @@ def gmc_inputs(mos,                      # MOS per image
                std_floor:float=STD_FLOOR, # floor for the modulator std, fraction of the MOS range
                phi:float=8.,             # Beta precision for the std estimate
                ranks:str='dense',        # rank definition for SRCC
-               std_file=None, weights_file=None  # optional files (one value per line)
+               std_file=None,            # text file with one std per line (wins over `std`)
+               weights_file=None,        # text file with one regulator weight per line (wins over `rho`)
+               ks:int=5,                 # LDS kernel size (`rho='lds'`)
+               sigma:float=2.            # LDS kernel sigma (`rho='lds'`)
               )->GMCInputs:
-    "Resolve and validate everything a GMC evaluation needs"
+    "Resolve and validate everything a GMC evaluation needs, and record where each part came from"
     mos, _ = check_scores(mos)
     names, cols = _as_models(pred, len(mos))
     cols = [check_scores(mos, c, f"prediction {nm!r}")[1] for nm, c in zip(names, cols)]
     if not (np.isfinite(tau) and tau > 0): raise ValueError(f"tau (std_scale): must be a positive number, got {tau}")
     raw_std, source = resolve_std(mos, std, std_file, phi, std_floor)
+    if source == 'column' and isinstance(std, pd.Series) and std.name is not None: source = f'column {std.name!r}'
+    opts = {}
     if weights_file is not None:
         w, reg = regulator_weights(mos, weights_file=weights_file), f'file {weights_file}'
     elif isinstance(rho, str):
-        w, reg = regulator_weights(mos, raw_std, method=rho), rho
+        w, reg = regulator_weights(mos, raw_std, regulator=rho, ks=ks, sigma=sigma), rho
+        if rho == 'lds': opts = dict(ks=int(ks), sigma=float(sigma))
     else:
         w, reg = as_values(rho, 'rho', n=len(mos), nonneg=True), 'given'
         if not (w > 0).any(): raise ValueError("rho: every weight is 0")
     if ranks not in RANKS: raise ValueError(f"ranks: unknown rank definition {ranks!r}; choose one of {RANKS}")
     return GMCInputs(mos, np.stack(cols, 1), names, floor_std(raw_std, mos, std_floor), w, float(tau),
-                     ranks, source, reg)
+                     ranks, source, reg, std_floor=float(std_floor), regulator_options=opts)

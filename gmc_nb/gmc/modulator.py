@@ -12,7 +12,8 @@ __all__ = ['mos_gaussian', 'gap_gaussian', 'pair_weights']
 
 # %% ../../nbs/12_modulator.ipynb #c005
 def mos_gaussian(Q,              # MOS level(s), shape (k,)
-                 mos, std,       # per-image MOS and (floored) std
+                 mos,            # per-image MOS
+                 std,            # per-image (floored) std
                  tau:float=1.    # std scale τ
                 )->np.ndarray:
     "G_s(i; Q) for every query level and image: shape (k, n)"
@@ -30,8 +31,10 @@ def gap_gaussian(D,             # |ΔMOS| level(s), shape (k,)
     return np.exp(-(D[:, None] - np.abs(np.asarray(dy, float))[None, :]) ** 2 / (2 * np.asarray(v, float)[None, :]))
 
 # %% ../../nbs/12_modulator.ipynb #c010
-def pair_weights(Q:float, D:float,  # one query point (MOS level, |ΔMOS| level)
-                 mos, std,          # per-image MOS and (floored) std
+def pair_weights(Q:float,           # MOS level of the query point
+                 D:float,           # |ΔMOS| level of the query point
+                 mos,               # per-image MOS
+                 std,               # per-image (floored) std
                  rho=None,          # regulator weights ρ (None: all 1)
                  tau:float=1.       # std scale τ
                 )->tuple:

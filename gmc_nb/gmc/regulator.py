@@ -12,7 +12,8 @@ from ..data import as_values, read_floats
 __all__ = ['REGULATORS', 'mos_bins', 'gaussian_regulator', 'lds_kernel', 'lds_regulator', 'regulator_weights']
 
 # %% ../../nbs/11_regulator.ipynb #c006
-def mos_bins(mos)->tuple:
+def mos_bins(mos  # MOS per image (at least two distinct values)
+            )->tuple:
     "`(u, bins)`: MOS rescaled to [0, 100] and its integer bin per image"
     mos = as_values(mos, 'mos', min_len=2)
     lo, hi = mos.min(), mos.max()
@@ -77,22 +78,28 @@ def lds_regulator(mos,             # MOS per image
 # %% ../../nbs/11_regulator.ipynb #c023
 REGULATORS = ('gaussian', 'lds', 'none')
 
-def regulator_weights(mos,                 # MOS per image
-                      std=None,            # raw per-image std (needed by `gaussian`)
-                      method:str='gaussian', # 'gaussian', 'lds' or 'none' (ρ_i = 1)
-                      weights_file=None,   # explicit weights, one per line (wins over `method`)
-                      ks:int=5, sigma:float=2., # LDS kernel
-                      plus:float=1.        # overall scale
+def regulator_weights(mos,                  # MOS per image
+                      std=None,             # raw per-image std (needed by `gaussian`)
+                      regulator:str='gaussian', # 'gaussian', 'lds' or 'none' (ρ_i = 1)
+                      weights_file=None,    # explicit weights, one per line (wins over `regulator`)
+                      ks:int=5,             # LDS kernel length (odd)
+                      sigma:float=2.,       # LDS kernel sigma, in bins
+                      plus:float=1.,        # overall scale
+                      method:str|None=None  # deprecated name of `regulator` (kept for one release; `method` now means a correlation)
                      )->np.ndarray:
     "Per-image regulator weights ρ_i, from a file or from one of the `REGULATORS`"
+    if method is not None:
+        import warnings
+        warnings.warn("regulator_weights: `method=` is deprecated, use `regulator=`", DeprecationWarning, stacklevel=2)
+        regulator = method
     mos = as_values(mos, 'mos', min_len=2)
     if weights_file is not None:
         w = as_values(read_floats(weights_file, 'weights file'), f'weights file {weights_file}', n=len(mos), nonneg=True)
         if not (w > 0).any(): raise ValueError(f"weights file {weights_file}: every weight is 0")
         return w
-    if method == 'gaussian':
+    if regulator == 'gaussian':
         if std is None: raise ValueError("regulator 'gaussian' needs the per-image std")
         return gaussian_regulator(mos, std, plus)
-    if method == 'lds': return lds_regulator(mos, ks, sigma, plus)
-    if method == 'none': return np.full(len(mos), float(plus))
-    raise ValueError(f"regulator: unknown method {method!r}; choose one of {REGULATORS}")
+    if regulator == 'lds': return lds_regulator(mos, ks, sigma, plus)
+    if regulator == 'none': return np.full(len(mos), float(plus))
+    raise ValueError(f"regulator: unknown regulator {regulator!r}; choose one of {REGULATORS}")

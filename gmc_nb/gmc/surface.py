@@ -8,19 +8,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import stats
-from ..data import as_values, read_table, check_scores
+from ..data import as_values, read_table, check_scores, check_device
 from .inputs import gmc_inputs, GMCInputs
-from .points import gmc_grid
-from .correlation import METHODS
-from .points import _check_device, _check_memory, _grid_bytes
-from .engine_torch import _row_spec, _workers
+from .correlation import METHODS, _sum_rows
+from .engine_torch import _workers
+from .points import gmc_grid, _check_memory, _grid_bytes
 
 # %% auto #0
 __all__ = ['N_GRID', 'lhs_points', 'grid_points', 'read_points', 'trapezoid_mean', 'kendall_tau', 'global_correlations',
-           'GMCSurface', 'correlation_surface', 'plot_surface']
+           'GMCSurface', 'correlation_surface']
 
 # %% ../../nbs/18_surface.ipynb #c006
-def lhs_points(lo:float, hi:float,  # MOS range
+def lhs_points(lo:float,            # lowest MOS
+               hi:float,            # highest MOS
                n:int=100,           # number of points (strata per axis)
                seed:int|None=0      # random seed: same seed, same points
               )->pd.DataFrame:
@@ -35,17 +35,23 @@ def lhs_points(lo:float, hi:float,  # MOS range
     return pd.DataFrame({'Q': Q, 'D': np.clip(axis(0, hi - lo), 0, hi - lo)})
 
 # %% ../../nbs/18_surface.ipynb #c009
-def grid_points(lo:float, hi:float, # MOS range
-                nq:int=11, nd:int=11 # points along Q and along D
+N_GRID = 41   # default points per axis of every grid in gmc_nb, functions and subcommands alike
+
+def grid_points(lo:float,          # lowest MOS
+                hi:float,          # highest MOS
+                nq:int=N_GRID,     # points along Q
+                nd:int=N_GRID      # points along D
                )->pd.DataFrame:
     "A regular nq × nd grid of query points over [lo, hi] × [0, hi − lo], Q varying fastest"
     if nq < 2 or nd < 2: raise ValueError(f"grid: need at least 2 points per axis, got {nq}x{nd}")
     Q, D = np.meshgrid(np.clip(np.linspace(lo, hi, nq), lo, hi), np.clip(np.linspace(0, hi - lo, nd), 0, hi - lo))
     return pd.DataFrame({'Q': Q.ravel(), 'D': D.ravel()})
 
-def read_points(path)->pd.DataFrame:
-    "Query points from a CSV with columns `Q` and `D`"
+def read_points(path  # CSV (or other table `read_table` reads) with columns `Q` and `D` (or `Qd`, the reference's name)
+               )->pd.DataFrame:
+    "Query points from a table with columns `Q` and `D`; a reference-style `Qd` column is read as `D`"
     df = read_table(path)
+    if 'D' not in df.columns and 'Qd' in df.columns: df = df.rename(columns={'Qd': 'D'})
     for c in ('Q', 'D'):
         if c not in df.columns: raise ValueError(f"points file {path}: column {c!r} missing; columns are {list(df.columns)}")
     return pd.DataFrame({'Q': as_values(df.Q, f'{path} column Q'), 'D': as_values(df.D, f'{path} column D')})
@@ -58,7 +64,8 @@ def _trap_weights(x):
     return w
 
 def trapezoid_mean(Z,        # surface values, shape (nD, nQ); NaN cells are left out
-                   Q, D,     # axes
+                   Q,        # MOS axis (nQ,): the columns of Z
+                   D,        # |ΔMOS| axis (nD,): the rows of Z
                    axis=None # None: one number; 0: mean over D for each Q; 1: mean over Q for each D
                   ):
     "Trapezoid-weighted mean of Z over finite cells (the reference's scalar, without counting NaN as 0)"
@@ -69,11 +76,13 @@ def trapezoid_mean(Z,        # surface values, shape (nD, nQ); NaN cells are lef
         if axis is None: return float((W * Zf).sum() / W.sum()) if W.sum() > 0 else np.nan
         return (W * Zf).sum(axis) / W.sum(axis)
 
-# %% ../../nbs/18_surface.ipynb #c017
+# %% ../../nbs/18_surface.ipynb #fa9db4ac
 def _tied_pairs(x):
+    "Number of pairs of `x` with equal values"
     _, c = np.unique(x, return_counts=True); return float((c * (c - 1) // 2).sum())
 
-def kendall_tau(x, y,              # two score vectors
+def kendall_tau(x,                 # first score vector
+                y,                 # second score vector, as long
                 kendall:str='b'    # 'a': (concordant − discordant) / all pairs; 'b': tie-corrected (scipy's default)
                )->float:
     "Kendall's tau-a or tau-b in O(n log n) (tau-a from scipy's tau-b and the tie counts)"
@@ -83,8 +92,9 @@ def kendall_tau(x, y,              # two score vectors
     n0 = len(x) * (len(x) - 1) / 2
     return tb * np.sqrt((n0 - _tied_pairs(x)) * (n0 - _tied_pairs(y))) / n0
 
-def global_correlations(mos, preds:pd.DataFrame,
-                        kendall:str='b'   # KRCC variant: 'b' (scipy) or 'a' (as GMC-KRCC's reference default)
+def global_correlations(mos,                # MOS per image
+                        preds:pd.DataFrame, # one column of predictions per model
+                        kendall:str='b'     # KRCC variant: 'b' (scipy) or 'a' (as GMC-KRCC's reference default)
                        )->pd.DataFrame:
     "Classical PLCC, SRCC, KRCC (scipy: Pearson, Spearman, Kendall tau-b or tau-a) per model"
     rows = []
@@ -94,18 +104,19 @@ def global_correlations(mos, preds:pd.DataFrame,
                          KRCC=kendall_tau(mos_, p, kendall)))
     return pd.DataFrame(rows).set_index('model')
 
+# %% ../../nbs/18_surface.ipynb #49b6726f
 @dataclass
 class GMCSurface:
     "A dense GMC surface: values[(model, method)] has shape (len(D), len(Q))"
-    Q: np.ndarray
-    D: np.ndarray
-    values: dict
-    log_weight: np.ndarray
-    models: list
-    methods: list
-    global_: pd.DataFrame
-    inputs: GMCInputs = field(repr=False, default=None)
-    kendall: str = 'a'     # KRCC variant of the surface, and so of its global KRCC
+    Q: np.ndarray            # MOS levels (nQ,): the columns
+    D: np.ndarray            # |ΔMOS| levels (nD,): the rows
+    values: dict             # (model, method) -> (nD, nQ) array; NaN where no pair has weight
+    log_weight: np.ndarray   # log total pair weight per cell (nD, nQ)
+    models: list             # model names
+    methods: list            # correlations computed
+    global_: pd.DataFrame    # classical coefficients, one row per model, one column per method
+    inputs: GMCInputs = field(repr=False, default=None)   # the inputs the surface was computed from
+    kendall: str = 'a'       # KRCC variant of the surface, and so of its global KRCC
 
     def summary(self)->pd.DataFrame:
         "One row per model and method: GMC scalar, empty cells, global coefficient"
@@ -115,7 +126,11 @@ class GMCSurface:
                              global_=self.global_.loc[mdl, m], nan_cells=int(np.isnan(Z).sum()), cells=Z.size))
         return pd.DataFrame(rows).rename(columns={'global_': 'global'})
 
-    def marginal(self, model, method, along='Q')->pd.Series:
+    def marginal(self,
+                 model,              # model name
+                 method,             # 'PLCC', 'SRCC' or 'KRCC'
+                 along='Q'           # 'Q': a value per MOS level; 'D': a value per |ΔMOS| level
+                )->pd.Series:
         "Marginal curve: mean correlation at each MOS level (`along='Q'`) or |ΔMOS| level (`'D'`)"
         Z = self.values[model, method]
         if along == 'Q': return pd.Series(trapezoid_mean(Z, self.Q, self.D, axis=0), index=pd.Index(self.Q, name='Q'), name=f'{model} {method}')
@@ -123,7 +138,7 @@ class GMCSurface:
         raise ValueError(f"along: must be 'Q' or 'D', got {along!r}")
 
     def to_frame(self)->pd.DataFrame:
-        "Long table: model, Q, Qd and one column per method, plus log_weight"
+        "Long table: model, Q, D and one column per method, plus log_weight"
         qq, dd = np.meshgrid(self.Q, self.D)
         frames = []
         for mdl in self.models:
@@ -133,41 +148,31 @@ class GMCSurface:
             frames.append(f)
         return pd.concat(frames, ignore_index=True)
 
-N_GRID = 41   # default points per axis of every grid in gmc_nb, functions and subcommands alike
-
+# %% ../../nbs/18_surface.ipynb #1d05f682
 def correlation_surface(mos,                 # MOS per image (or a `GMCInputs`)
                         pred=None,           # predictions: array, dict or DataFrame of models
-                        n_grid:int=101,      # grid points per axis
-                        methods=METHODS, kendall:str='a',
-                        std=None, rho='gaussian', tau:float=1.,
-                        device:str='cpu', workers=None, progress:bool=False, **kw)->GMCSurface:
+                        n_grid:int=N_GRID,   # grid points per axis
+                        methods=METHODS,     # any of 'PLCC', 'SRCC', 'KRCC'
+                        kendall:str='a',     # KRCC variant: 'a' (reference) or 'b'
+                        std=None,            # per-image MOS std (see `gmc_inputs`)
+                        rho='gaussian',      # regulator (see `gmc_inputs`)
+                        tau:float=1.,        # bandwidth factor on the std (see `gmc_inputs`)
+                        device:str='cpu',    # 'cpu', 'cuda', 'cuda:1', ... or 'auto'
+                        workers=None,        # CPU threads (default: all available cores)
+                        progress:bool=False, # show a progress bar
+                        **kw                 # more `gmc_inputs` options (std_floor, phi, ranks, std_file, weights_file)
+                       )->GMCSurface:
     "The exact GMC surface on a dense regular grid over [min, max] × [0, max − min]"
     if isinstance(n_grid, (bool, np.bool_)) or not isinstance(n_grid, (int, np.integer)) or n_grid < 2:
         raise ValueError(f"n_grid: need an integer of at least 2, got {n_grid!r}")
-    device = _check_device(device)
+    device = check_device(device)
     inp = mos if isinstance(mos, GMCInputs) else gmc_inputs(mos, pred, std, rho, tau, **kw)
     ms = [methods] if isinstance(methods, str) else list(methods)
-    R = len(_row_spec(inp.preds.shape[1], [m for m in ms if m in METHODS], kendall))
+    R = len(_sum_rows(inp.preds.shape[1], [m for m in ms if m in METHODS], kendall))
     _check_memory(_grid_bytes(len(inp.mos), n_grid, n_grid, R, _workers(workers, device), None, device),
                   f"n_grid: {n_grid} ({n_grid} × {n_grid} cells)", device)
     lo, hi = inp.mos.min(), inp.mos.max()
     Qs, Ds = np.linspace(lo, hi, n_grid), np.linspace(0, hi - lo, n_grid)
     g = gmc_grid(inp, Qs=Qs, Ds=Ds, methods=methods, kendall=kendall, device=device, workers=workers, progress=progress)
     glob = global_correlations(inp.mos, pd.DataFrame(inp.preds, columns=inp.models), kendall)
-    return GMCSurface(Qs, Ds, g['values'], g['log_weight'], inp.models, g['methods'], glob, inp, kendall)
-
-# %% ../../nbs/18_surface.ipynb #c025
-def plot_surface(surf:GMCSurface, model=None, method:str='SRCC', ax=None, vmin=None, vmax=None):
-    "Heat map with contours of one model's surface; returns the matplotlib Axes"
-    import matplotlib.pyplot as plt
-    model = surf.models[0] if model is None else model
-    Z = surf.values[model, method]
-    if ax is None: _, ax = plt.subplots(figsize=(5, 4), dpi=90)
-    im = ax.pcolormesh(surf.Q, surf.D, np.ma.masked_invalid(Z), shading='auto', cmap='viridis', vmin=vmin, vmax=vmax)
-    if np.isfinite(Z).sum() > 4:
-        cs = ax.contour(surf.Q, surf.D, np.ma.masked_invalid(Z), levels=8, colors='k', linewidths=.5)
-        ax.clabel(cs, fontsize=7, fmt='%.2f')
-    ax.figure.colorbar(im, ax=ax, label=f'GMC-{method}')
-    ax.set_xlabel('MOS level Q'); ax.set_ylabel('|ΔMOS| level')
-    ax.set_title(f'{model}: GMC-{method} = {trapezoid_mean(Z, surf.Q, surf.D):.3f} (global {surf.global_.loc[model, method]:.3f})', fontsize=9)
-    return ax
+    return GMCSurface(Qs, Ds, g.values, g.log_weight, inp.models, g.methods, glob, inp, kendall)
