@@ -12,7 +12,8 @@ the scaled figure is marked 'extrapolated'.
     python bench/bench_gmc.py --pipal --torch-too  # + the torch CPU kernel on PIPAL (slow)
 
 On the CPU, scattered points are timed with the compiled C kernel ('c') and the torch kernel ('torch');
-dense surfaces use the separable grid path (torch matrix products).
+dense surfaces use the separable grid path (torch matrix products). The grid against its flop bound,
+and the batched surface bootstrap, are timed by bench/bench_grid.py.
 """
 import argparse, json, os, resource, statistics, subprocess, sys, time
 from pathlib import Path

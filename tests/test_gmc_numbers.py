@@ -244,3 +244,60 @@ def test_grid_defaults_are_N_GRID():
     assert N_GRID == 41
     assert inspect.signature(correlation_surface).parameters['n_grid'].default == N_GRID
     assert len(grid_points(LO, HI)) == N_GRID * N_GRID
+
+
+# ---- issue 17: batched replicates, block choice, precision ------------------------------------------------------
+def _sub(inp, w):
+    from gmc_nb.gmc.points import _replicate_inputs
+    return _replicate_inputs(inp, w)
+
+
+@pytest.mark.parametrize('ranks', ['dense', 'average'])
+@pytest.mark.parametrize('n_axis', [5, 50])          # 25 cells: one product for all replicates; 2500: one per replicate
+def test_grid_batch_equals_each_replicate(ranks, n_axis):
+    from gmc_nb.analysis.stats import resample_counts
+    inp = gmc_inputs(ex.mos.round(1), ex[['uniform', 'coarse']].round(2), std=ex['std'], ranks=ranks)
+    ax = dict(Qs=np.linspace(inp.mos.min(), inp.mos.max(), n_axis), Ds=np.linspace(0, np.ptp(inp.mos), n_axis))
+    W = resample_counts(len(inp.mos), 3, seed=4).astype(float)
+    g = gmc_grid(inp, **ax, weights=W, kendall='b')
+    for b, w in enumerate(W):
+        one = gmc_grid(_sub(inp, w), **ax, kendall='b')
+        for k, v in one.values.items():
+            np.testing.assert_array_equal(np.isnan(g.values[k][b]), np.isnan(v))
+            np.testing.assert_allclose(np.nan_to_num(g.values[k][b]), np.nan_to_num(v), rtol=0, atol=1e-12, err_msg=f'{k} rep {b}')
+        np.testing.assert_allclose(g.log_weight[b], one.log_weight, rtol=0, atol=1e-10)
+
+
+def test_block_choice_gives_the_old_one_product_values():
+    from gmc_nb.gmc.engine_torch import _torch_grid_sums, _grid_blocking
+    from gmc_nb.gmc.correlation import _sum_rows
+    inp = gmc_inputs(ex.mos, ex[['uniform', 'coarse', 'blind_top']], std=ex['std'])
+    rows = _sum_rows(3, METHODS, 'a')
+    Qg, Dg = np.linspace(LO, HI, 33), np.linspace(0, HI - LO, 31)
+    old, _ = _torch_grid_sums(inp, Qg, Dg, rows, block=4096, group=len(rows))     # the old default: one product per block
+    for precision in ('double', 'single'):
+        new, _ = _torch_grid_sums(inp, Qg, Dg, rows, workers=2, precision=precision)
+        tol = 1e-12 if precision == 'double' else 1e-6
+        np.testing.assert_allclose(new, old, rtol=0, atol=tol * np.abs(old).max())
+    assert _grid_blocking(38, 101) == (1024, 1) and _grid_blocking(8, 41) == (1024, 3) and _grid_blocking(2, 41, device='cuda') == (2 ** 16, 2)
+
+
+def test_correlation_surface_passes_precision(monkeypatch):
+    import gmc_nb.gmc.surface as surface
+    seen = []
+    real = surface.gmc_grid
+    monkeypatch.setattr(surface, 'gmc_grid', lambda *a, **k: seen.append(k['precision']) or real(*a, **k))
+    s1 = correlation_surface(ex.mos, ex.uniform, std=ex['std'], n_grid=9, precision='single')
+    s2 = correlation_surface(ex.mos, ex.uniform, std=ex['std'], n_grid=9)
+    assert seen == ['single', 'double']
+    for k in s2.values: np.testing.assert_allclose(np.nan_to_num(s1.values[k]), np.nan_to_num(s2.values[k]), atol=1e-5)
+    with pytest.raises(ValueError, match="precision: must be 'double' or 'single'"):
+        correlation_surface(ex.mos, ex.uniform, std=ex['std'], n_grid=9, precision='half')
+
+
+def test_grid_weights_refused_when_malformed():
+    inp = gmc_inputs(ex.mos, ex.uniform, std=ex['std'])
+    ax = dict(Qs=[2.5], Ds=[0.5])
+    for W, msg in [(np.ones(len(ex)), r'weights: need a \(B, 80\) array'), (np.zeros((2, len(ex))), 'replicate 0 has no image'),
+                   (np.full((1, len(ex)), np.nan), 'finite non-negative')]:
+        with pytest.raises(ValueError, match=msg): gmc_grid(inp, **ax, weights=W)

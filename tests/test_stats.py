@@ -91,3 +91,20 @@ def test_logistic_reports_failure():
     if not f.converged: assert f.plcc_mapped == f.plcc_raw
     with pytest.raises(ValueError, match='constant'):
         fit_logistic(np.ones(5), np.arange(5.), 4)
+
+
+@pytest.mark.parametrize('ranks', ['dense', 'average'])
+def test_surface_bootstrap_batch_equals_one_by_one(ranks):
+    "Issue 17: the batched replicates (one gmc_grid pass) are the replicates computed one at a time"
+    d = example_scores(90, seed=2)
+    inp = gmc_inputs(d.mos.round(1), d[['uniform', 'coarse']].round(2), std=d['std'], ranks=ranks)
+    kw = dict(B=5, n_grid=7, methods=['PLCC', 'SRCC', 'KRCC'], rep_precision='double', jackknife_groups=3, seed=3)
+    a, b = bootstrap_surface(inp, **kw), bootstrap_surface(inp, batch=False, **kw)
+    for k in a.reps:
+        np.testing.assert_allclose(np.nan_to_num(a.reps[k]), np.nan_to_num(b.reps[k]), rtol=0, atol=1e-6)   # stored as float32
+        np.testing.assert_allclose(np.nan_to_num(a.jack[k]), np.nan_to_num(b.jack[k]), rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(a.estimate[k], b.estimate[k])
+    s = bootstrap_surface(inp, **{**kw, 'rep_precision': 'single', 'precision': 'single'})
+    for k in a.reps:
+        np.testing.assert_allclose(np.nan_to_num(s.reps[k]), np.nan_to_num(a.reps[k]), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(np.nan_to_num(s.estimate[k]), np.nan_to_num(a.estimate[k]), rtol=0, atol=1e-5)

@@ -144,3 +144,14 @@ def test_qbench_reader_defaults_to_qbench_temperature(shared_data):
     assert 'T=100' in d.source['qwen-vl']
     r = stats.pearsonr(d.preds['qwen-vl'], d.mos)[0]
     assert abs(r - 0.669) < 5e-3, r
+
+
+def test_bootstrap_surface_passes_precision(monkeypatch):
+    "Issue 17: `precision` reaches the estimate's gmc_grid, `rep_precision` the replicates'"
+    import gmc_nb.analysis.surface_stats as ss
+    seen, real = [], ss.gmc_grid
+    monkeypatch.setattr(ss, 'gmc_grid', lambda *a, **k: seen.append((k.get('precision'), k.get('weights') is not None)) or real(*a, **k))
+    y, P, sd = _ties()
+    inp = gmc_inputs(y, P, std=sd)
+    bootstrap_surface(inp, B=3, n_grid=5, precision='single', rep_precision='double')
+    assert seen == [('single', False), ('double', True)]

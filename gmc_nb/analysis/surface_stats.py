@@ -45,6 +45,17 @@ def _grid_weighted(inp, w, Qs, Ds, methods, counts=None, **kw):
         for mdl in inp.models: g['values'][mdl, 'KRCC'] = g['values'][mdl, 'KRCC'] * f
     return g
 
+def _grids_weighted(inp, W, Qs, Ds, methods, counts=None, **kw):
+    "`_grid_weighted` of every row of W (B, n) in one `gmc_grid` pass: values (B, nD, nQ) per (model, method)"
+    g = gmc_grid(inp, Qs=Qs, Ds=Ds, methods=methods, weights=W, **kw)
+    if 'KRCC' in methods and counts is not None and kw.get('kendall', 'a') == 'a':
+        for b, c in enumerate(counts):
+            if not (c > 1).any(): continue
+            with np.errstate(over='ignore', invalid='ignore'):
+                f = 1 / (1 + np.exp(_selfpair_logweight(inp, Qs, Ds, c) - g['log_weight'][b]))
+            for mdl in inp.models: g['values'][mdl, 'KRCC'][b] = g['values'][mdl, 'KRCC'][b] * f
+    return g
+
 # %% ../../nbs/22_surface_stats.ipynb #7b883a75
 @dataclass(repr=False)
 class SurfaceDifference(ItemAccess):
@@ -163,6 +174,18 @@ class SurfaceBootstrap:
         return SurfaceDifference(d, A, B, method, self.Q, self.D, lo, hi, mask, level, kind, len(R))
 
 
+# %% ../../nbs/22_surface_stats.ipynb #94ccb783
+def _replicates_one_by_one(inp, C, Qs, Ds, methods, progress, rep)->dict:
+    "The replicates of the counts C (B, n), one `gmc_grid` each: (model, method) -> (B, nD, nQ) float32"
+    reps, it = None, range(len(C))
+    if progress:
+        from tqdm.auto import tqdm; it = tqdm(it, desc='surface bootstrap', unit='rep')
+    for b in it:
+        g = _grid_weighted(inp, C[b].astype(float), Qs, Ds, methods, C[b], **rep)
+        if reps is None: reps = {k: np.empty((len(C),) + v.shape, np.float32) for k, v in g['values'].items()}
+        for k, v in g['values'].items(): reps[k][b] = v
+    return reps
+
 # %% ../../nbs/22_surface_stats.ipynb #085eeccf
 def bootstrap_surface(inp:GMCInputs,        # core inputs (all models share the replicates)
                       B:int=20,             # replicates
@@ -176,6 +199,8 @@ def bootstrap_surface(inp:GMCInputs,        # core inputs (all models share the 
                       jackknife_groups:int=0, # > 0: delete-one-group jackknife with that many blocks (enables BCa)
                       rep_precision:str='single', # replicates' matrix products: 'single' (~1e-6, 2x faster) or 'double'
                       progress:bool=False,  # show a progress bar
+                      precision:str='double', # the estimate's matrix products: 'double' or 'single' (see `gmc_grid`)
+                      batch:bool=True,      # all replicates in one `gmc_grid` pass (False: one grid per replicate, same numbers)
                       **kw                  # more gmc_grid options (device, workers, kendall)
                      )->SurfaceBootstrap:
     "Bootstrap replicates of the GMC surface, computed by the core with multiplicity-weighted regulators"
@@ -189,18 +214,16 @@ def bootstrap_surface(inp:GMCInputs,        # core inputs (all models share the 
     Qs = np.linspace(lo, hi, n_grid) if Qs is None else as_values(Qs, 'Qs')
     Ds = np.linspace(0, hi - lo, n_grid) if Ds is None else as_values(Ds, 'Ds')
     n = len(inp.mos)
-    est = _grid_weighted(inp, np.ones(n), Qs, Ds, methods, **kw)
+    est = _grid_weighted(inp, np.ones(n), Qs, Ds, methods, precision=precision, **kw)
     C = resample_counts(n, B, seed, groups)
-    reps = {k: np.empty((B,) + v.shape, np.float32) for k, v in est['values'].items()}
-    it = range(B)
-    if progress:
-        from tqdm.auto import tqdm; it = tqdm(it, desc='surface bootstrap', unit='rep')
-    for b in it:
-        g = _grid_weighted(inp, C[b].astype(float), Qs, Ds, methods, C[b], precision=rep_precision, log_weight=False, **kw)
-        for k, v in g['values'].items(): reps[k][b] = v
+    rep = dict(precision=rep_precision, log_weight=False, **kw)
+    if batch: reps = {k: v.astype(np.float32) for k, v in _grids_weighted(inp, C.astype(float), Qs, Ds, methods, C, progress=progress, **rep)['values'].items()}
+    else: reps = _replicates_one_by_one(inp, C, Qs, Ds, methods, progress, rep)
     jack = {}
     if jackknife_groups:
-        J = jackknife_counts(n, groups, jackknife_groups, seed)
-        jl = [_grid_weighted(inp, j.astype(float), Qs, Ds, methods, precision=rep_precision, log_weight=False, **kw)['values'] for j in J]
-        jack = {k: np.stack([v[k] for v in jl]) for k in est['values']}
+        J = jackknife_counts(n, groups, jackknife_groups, seed).astype(float)
+        if batch: jack = _grids_weighted(inp, J, Qs, Ds, methods, **rep)['values']
+        else:
+            jl = [_grid_weighted(inp, j, Qs, Ds, methods, **rep)['values'] for j in J]
+            jack = {k: np.stack([v[k] for v in jl]) for k in est['values']}
     return SurfaceBootstrap(Qs, Ds, est['values'], reps, jack, list(inp.models), methods, est['log_weight'])

@@ -57,16 +57,17 @@ class _Kernel:
         self.starts = torch.as_tensor(_row_starts(self.n), device=device)
         self.npairs = self.n * (self.n - 1) // 2
 
-    def pair_terms(self, i, j, rows):
-        "The pair terms (R, C) of the `_SumRow`s `rows` for the pairs (i, j)"
+    def pair_terms(self, i, j, rows, f=None):
+        "The pair terms (..., R, C) of the `_SumRow`s `rows` for the pairs (i, j); `f` (..., nf, n): other features (one set per replicate)"
         torch = self.torch
-        d = self.f[:, i] - self.f[:, j]                                     # (nf, C) differences
+        f = self.f if f is None else f
+        d = f[..., i] - f[..., j]                                           # (..., nf, C) differences
         sg = torch.sign(d)
         def term(r):
-            if r.term == _PairTerm.ONE: return torch.ones_like(d[0])
-            if r.term == _PairTerm.DIFF_PRODUCT: return d[r.a] * d[r.b]
-            return sg[r.a] * sg[r.b]                                        # _PairTerm.SIGN_PRODUCT
-        return torch.stack([term(r) for r in rows], 0)
+            if r.term == _PairTerm.ONE: return torch.ones_like(d[..., 0, :])
+            if r.term == _PairTerm.DIFF_PRODUCT: return d[..., r.a, :] * d[..., r.b, :]
+            return sg[..., r.a, :] * sg[..., r.b, :]                        # _PairTerm.SIGN_PRODUCT
+        return torch.stack([term(r) for r in rows], -2)
 
     def log_features(self, i, j):
         "Per-pair coefficients (6, C) of log w in the basis (1, Q, Q², D, D², shift), scaled coordinates"
@@ -132,46 +133,107 @@ def _torch_point_sums(inp, Q, D, rows, device='cpu', workers=1, block=None, prog
     return S, shift.cpu().numpy()
 
 # %% ../../nbs/15_engine_torch.ipynb #10ad5b3d
-def _double_block_sums(F, E, MT):
-    "Sums (R·nD, nQ) of one block: F (C, nQ) the Q factor, E (C, nD) the D factor, MT (R, C) the pair terms"
-    EM = (MT.T[:, :, None] * E[:, None, :]).reshape(len(F), MT.shape[0] * E.shape[1])   # (C, R·nD)
-    return EM.T @ F                                                                     # (R·nD, nQ)
+_PRODUCT_BYTES = 2 ** 20            # CPU: bytes of one product's left factor (pair terms × D factor), ~ a core's L2
+_PRODUCT_BYTES_GPU = 2 ** 28        # GPU: a quarter GB per product
+_REPLICATE_BLOCK = 4096             # CPU: pairs per block when replicates share it (each keeps ~40 % of them)
+_DENSE_CELLS = 2048                 # replicates on grids of at most this many cells: one product (B·R × pairs) @ (pairs × cells)
+
+def _grid_blocking(R,                   # pair terms (rows of sums) of the call, replicates included
+                   nD,                  # D levels of the grid
+                   precision='double',  # 'double' or 'single': the width of a product's numbers
+                   device='cpu',        # where the products run
+                   block=None           # pairs per block; None: 1024 (double) or 2048 (single) on the CPU, 2**16 on a GPU
+                  )->tuple:
+    "(pairs per block, pair terms per product): each product's left factor `block × group·nD` within the product budget"
+    block = int(block or ((1024 if precision == 'double' else 2048) if device == 'cpu' else 2 ** 16))
+    budget = _PRODUCT_BYTES if device == 'cpu' else _PRODUCT_BYTES_GPU
+    group = budget // (block * nD * (8 if precision == 'double' else 4))
+    return block, int(max(1, min(R, group)))
+
+def _double_block_sums(F, E, MT, group=None):
+    "Sums (R·nD, nQ) of one block: F (C, nQ) the Q factor, E (C, nD) the D factor, MT (R, C) the pair terms, `group` terms per product"
+    R, C, nD = MT.shape[0], len(F), E.shape[1]
+    group = group or R
+    if group >= R: return (MT.T[:, :, None] * E[:, None, :]).reshape(C, R * nD).T @ F   # one product
+    out = F.new_empty(R * nD, F.shape[1])
+    for r0 in range(0, R, group):
+        g = min(group, R - r0)
+        EM = (MT[r0:r0 + g].T[:, :, None] * E[:, None, :]).reshape(C, g * nD)        # (C, g·nD): stays in cache
+        out[r0 * nD:(r0 + g) * nD] = EM.T @ F
+    return out
 
 # %% ../../nbs/15_engine_torch.ipynb #9269b35f
-def _single_block_sums(F, E, MT, torch):
-    """`_double_block_sums` in float32, each Q column of F and D row of E scaled by its largest value in the
-    block (the scales carried as exact double factors); None when a cell's largest weight may lie below 1e-25
-    of those scales (lower bound: the pair largest in F, or in E), so the block must be done in double"""
-    R, nD, nQ = MT.shape[0], E.shape[1], F.shape[1]
+def _single_scaled(F, E, torch):
+    """F and E of a block in float32, each Q column of F and D row of E divided by its largest value in the
+    block, with those scales (exact double factors): (Fn, En, fq, ed); None when a cell's largest weight may
+    lie below 1e-25 of the scales (lower bound: the pair largest in F, or in E), so the block must be done in double"""
     fq, cq = F.max(0); ed, cd = E.max(0)                              # (nQ,), (nD,)
     fq1, ed1 = torch.where(fq > 0, fq, 1.), torch.where(ed > 0, ed, 1.)
     Fn, En = F / fq1, E / ed1
     lb = torch.maximum(En[cq].T, Fn[cd])                              # (nD, nQ) lower bound of the cell max
     live = (ed[:, None] > 0) & (fq[None, :] > 0)
     if (live & (lb < 1e-25)).any(): return None
-    EM = (MT.T.to(torch.float32)[:, :, None] * En.to(torch.float32)[:, None, :]).reshape(len(F), R * nD)
-    out = (EM.T @ Fn.to(torch.float32)).double().reshape(R, nD, nQ) * ed1[None, :, None] * fq1[None, None, :]
-    return out.reshape(R * nD, nQ)
+    return Fn.to(torch.float32), En.to(torch.float32), fq1, ed1
+
+def _single_block_sums(F, E, MT, torch, group=None):
+    "`_double_block_sums` in float32 on the scaled factors of `_single_scaled` (None: do the block in double)"
+    sc = _single_scaled(F, E, torch)
+    if sc is None: return None
+    Fn, En, fq1, ed1 = sc
+    R, nD, nQ = MT.shape[0], E.shape[1], F.shape[1]
+    out = _double_block_sums(Fn, En, MT.to(torch.float32), group).double().reshape(R, nD, nQ)
+    return (out * ed1[None, :, None] * fq1[None, None, :]).reshape(R * nD, nQ)
 
 # %% ../../nbs/15_engine_torch.ipynb #fe28b22f
-def _torch_grid_sums(inp, Qg, Dg, rows, device='cpu', workers=1, block=None, precision='double', progress=False):
+def _torch_grid_sums(inp, Qg, Dg, rows, device='cpu', workers=1, block=None, precision='double', progress=False,
+                     weights=None, features=None, group=None):
     """Pair sums (nD, nQ, R) on the grid Dg × Qg (MOS units), each Q column divided by its largest possible pair
-    weight; and the log of that divisor per column (nQ,)"""
+    weight; and the log of that divisor per column (nQ,). With `weights` (B, n), one image weight vector per
+    replicate, and `features` (B, nf, n), each replicate's pair features: sums (B, nD, nQ, R) and divisors (B, nQ)"""
     kern = _Kernel(inp, device); torch = kern.torch
     Qt = torch.tensor((Qg - kern.lo) / kern.rng, device=device)
     Dt = torch.tensor(Dg / kern.rng, device=device)
     L = kern.image_logweights(Qt)                                         # (nQ, n)
     colmax = L.max(1).values
     U = torch.exp(L - colmax[:, None]).T.contiguous()                     # (n, nQ) in double, each column's max is 1
-    nQ, nD, R = len(Qg), len(Dg), len(rows)
-    block = block or ((4096 if precision == 'double' else 2048) if device == 'cpu' else 2 ** 16)   # CPU: blocks that stay in cache
+    nQ, nD, R, B = len(Qg), len(Dg), len(rows), 1 if weights is None else len(weights)
+    dense = weights is not None and nD * nQ <= _DENSE_CELLS                # small grid: all replicates in one product
+    if weights is not None and block is None and device == 'cpu': block = 1024 if dense else _REPLICATE_BLOCK
+    if group is None:
+        block, _ = _grid_blocking(R, nD, precision, device, block)
+        group = _grid_blocking(R, nD, precision, device, block if weights is None else int(block * 0.4) + 1)[1]   # a replicate keeps ~40 % of a block
+    else: block = block or 2048
+    if weights is not None:
+        Wt, ft = (torch.tensor(np.asarray(a, dtype=np.float64), device=device) for a in (weights, features))
+        with np.errstate(divide='ignore'): lw = torch.log(Wt)
+        colb = torch.stack([(L + lw[b][None]).max(1).values for b in range(B)])   # (B, nQ): each replicate's own column max
     u, s2 = kern.u, kern.s2
+    def sums(F, E, MT):
+        out = _single_block_sums(F, E, MT, torch, group) if precision == 'single' else None
+        return _double_block_sums(F, E, MT, group) if out is None else out
     def fn(i, j):
         F = U[i] * U[j]                                                   # (C, nQ), double
         A = (u[i] - u[j]).abs(); V = s2[i] + s2[j]
         E = ((Dt[None, :] - A[:, None]) ** 2 * (-0.5 / V[:, None])).exp_()  # (C, nD), double
-        MT = kern.pair_terms(i, j, rows)                                  # (R, C)
-        out = _single_block_sums(F, E, MT, torch) if precision == 'single' else None
-        return _double_block_sums(F, E, MT) if out is None else out
-    S = _run_blocks(kern, block, fn, R * nD * nQ, workers, progress, 'GMC grid')
-    return np.moveaxis(S.reshape(R, nD, nQ), 0, -1), 2 * colmax.cpu().numpy()
+        if weights is None: return sums(F, E, kern.pair_terms(i, j, rows))  # (R, C) pair terms
+        ww = Wt[:, i] * Wt[:, j]                                          # (B, C) replicate pair weights
+        MT = kern.pair_terms(i, j, rows, ft) * ww[:, None, :]             # (B, R, C)
+        sc = _single_scaled(F, E, torch) if precision == 'single' else None   # the block's float32 factors, shared
+        Fx, Ex = (F, E) if sc is None else sc[:2]
+        if dense: out = (MT.reshape(B * R, -1).to(Fx.dtype) @ (Ex[:, :, None] * Fx[:, None, :]).reshape(len(F), nD * nQ)).double()
+        else:
+            out = F.new_zeros(B, R * nD, nQ)
+            for b, k in enumerate(_kept_pairs(ww, torch)):                # each replicate: only its pairs
+                if len(k): out[b] = _double_block_sums(Fx[k], Ex[k], MT[b][:, k].to(Fx.dtype), group)
+        if sc is None: return out
+        return (out.view(B, R, nD, nQ) * sc[3][None, None, :, None] * sc[2][None, None, None, :]).view(B, R * nD, nQ)
+    S = _run_blocks(kern, block, fn, B * R * nD * nQ, workers, progress, 'GMC grid')
+    if weights is None: return np.moveaxis(S.reshape(R, nD, nQ), 0, -1), 2 * colmax.cpu().numpy()
+    scale = torch.exp(2 * (colmax[None] - colb)).cpu().numpy()            # to each replicate's own divisor
+    S = S.reshape(B, R, nD, nQ) * scale[:, None, None, :]
+    return np.moveaxis(S, 1, -1), 2 * colb.cpu().numpy()
+
+def _kept_pairs(ww, torch)->list:
+    "Per replicate, the positions of the block's pairs with weight > 0"
+    b, k = torch.nonzero(ww > 0, as_tuple=True)
+    return torch.split(k, torch.bincount(b, minlength=len(ww)).tolist())

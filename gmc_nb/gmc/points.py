@@ -5,14 +5,14 @@
 # %% ../../nbs/17_points.ipynb #c004
 from __future__ import annotations
 import os, math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 from ..data import as_values, check_device
 from .inputs import GMCInputs, gmc_inputs
-from .correlation import METHODS, _checked_methods, _coefficients, _sum_rows
+from .correlation import METHODS, _checked_methods, _coefficients, _sum_rows, _pair_features
 from .engine_c import _C_STATE, _c_point_sums, c_kernel, c_kernel_status
-from .engine_torch import _torch, _torch_grid_sums, _torch_point_sums, _workers
+from .engine_torch import _torch, _torch_grid_sums, _torch_point_sums, _workers, _grid_blocking
 
 # %% auto #0
 __all__ = ['KERNELS', 'LOG_FLUSH', 'gmc_points', 'GMCGrid', 'gmc_grid']
@@ -137,10 +137,10 @@ class GMCGrid:
         return '\n'.join(out)
 
 # %% ../../nbs/17_points.ipynb #60bc0165
-def _grid_bytes(n, nQ, nD, R, workers, block, device='cpu'):
+def _grid_bytes(n, nQ, nD, R, workers, block, device='cpu', precision='double'):
     "Memory `gmc_grid` allocates, in bytes: sums per worker and in total, each worker's block products, image weights"
-    block = block or (4096 if device == 'cpu' else 2 ** 16)
-    return 8. * (R * nD * nQ * (2 * workers + 2) + workers * block * (nQ + (R + 1) * nD) + 2 * n * nQ)
+    block, group = _grid_blocking(R, nD, precision, device, block)
+    return 8. * (R * nD * nQ * (2 * workers + 2) + workers * block * (nQ + (group + 1) * nD + R) + 2 * n * nQ)
 
 LOG_FLUSH = -708.   # pair weights below e^-708 of the point's largest possible weight count as 0, in every engine
 
@@ -149,6 +149,45 @@ def _empty_cells(S)->np.ndarray:
     as the point kernels shift theirs): empty there, as their exp flushes such weights to 0; here their sums
     would be subnormal, their ratios short of digits (|r| > 1 was seen)"""
     with np.errstate(divide='ignore'): return ~(np.log(S[..., 0]) >= LOG_FLUSH)
+
+# %% ../../nbs/17_points.ipynb #b9decf48
+def _replicate_inputs(inp:GMCInputs, w)->GMCInputs:
+    "The inputs of one weighted replicate: the images with `w > 0`, regulator ρ·w, `w` as the multiplicities average ranks count"
+    keep = w > 0
+    return replace(inp, mos=inp.mos[keep], preds=inp.preds[keep], std=inp.std[keep], rho=inp.rho[keep] * w[keep], counts=w[keep])
+
+def _replicate_features(inp, W)->np.ndarray:
+    "Pair features (B, nf, n) of each replicate (`_pair_features` of its images; 0 at the images it leaves out)"
+    out = np.zeros((len(W), 2 + 2 * inp.preds.shape[1], len(inp.mos)))
+    for b, w in enumerate(W): out[b][:, w > 0] = _pair_features(_replicate_inputs(inp, w))
+    return out
+
+def _checked_weights(weights, n)->np.ndarray:
+    "`weights` as a (B, n) float array of finite non-negative weights, each row with some weight, or a ValueError"
+    W = np.asarray(weights, float)
+    if W.ndim != 2 or W.shape[1] != n: raise ValueError(f"weights: need a (B, {n}) array (one row per replicate), got shape {W.shape}")
+    if not np.isfinite(W).all() or (W < 0).any(): raise ValueError("weights: need finite non-negative numbers")
+    empty = np.flatnonzero(~(W > 0).any(1))
+    if empty.size: raise ValueError(f"weights: replicate {int(empty[0])} has no image with weight > 0")
+    return W
+
+def _batched_grid_sums(inp, Qg, Dg, rows, W, device, wk, block, precision, progress):
+    "`_torch_grid_sums` of the replicates W (B, n), in chunks whose sums take at most about 1 GB"
+    per = 8. * len(rows) * len(Qg) * len(Dg) * (2 * wk + 2)
+    step = max(1, int(2 ** 30 // per))
+    parts = [_torch_grid_sums(inp, Qg, Dg, rows, device, wk, block, precision, progress,
+                              W[b:b + step], _replicate_features(inp, W[b:b + step])) for b in range(0, len(W), step)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+def _redo_lost(inp, res, lost, Qg, Dg, W, **kw):
+    "Cells with weight whose coefficient single precision could not form: their rows and columns again, in double"
+    for b in ([None] if W is None else range(len(W))):
+        lb = lost if b is None else lost[b]
+        if not lb.any(): continue
+        r, c = np.unique(np.nonzero(lb)[0]), np.unique(np.nonzero(lb)[1])
+        src = inp if b is None else _replicate_inputs(inp, W[b])
+        again = gmc_grid(src, Qs=Qg[c], Ds=Dg[r], precision='double', extrapolate=True, **kw).values
+        for (k, m), v in res.items(): (v if b is None else v[b])[np.ix_(r, c)] = again[inp.models[k], m]
 
 # %% ../../nbs/17_points.ipynb #91a7b5a0
 def gmc_grid(mos,                    # MOS per image (or a `GMCInputs`)
@@ -162,36 +201,38 @@ def gmc_grid(mos,                    # MOS per image (or a `GMCInputs`)
              kendall:str='a',        # KRCC variant: 'a' (reference) or 'b'
              device:str='cpu',       # 'cpu', 'cuda', 'cuda:1', ... or 'auto'
              workers:int|None=None,  # CPU threads (default: all available cores)
-             block:int|None=None,    # pairs per block (default: 4096 in double, 2048 in single on CPU; 2**16 on GPU)
+             block:int|None=None,    # pairs per block (default: 2048 on CPU, 2**16 on GPU; pair terms per product follow from the cache)
              progress:bool=False,    # show a progress bar
              precision:str='double', # 'double', or 'single' for the matrix products (about twice as fast, ~1e-6)
              log_weight:bool=True,   # return the log total pair weight per cell (always summed: it marks empty cells; tau-a returns it too)
              extrapolate:bool=False, # allow axis values outside the data (`inp.extent`)
+             weights=None,           # (B, n) image multiplicities, one row per replicate: B grids in one pass (values (B, nD, nQ))
              **kw                    # more `gmc_inputs` options (std_floor, phi, ranks, std_file, weights_file)
             )->GMCGrid:
-    "GMC on the grid Ds × Qs (rows |ΔMOS| levels, columns MOS levels), by the torch engine"
+    "GMC on the grid Ds × Qs (rows |ΔMOS| levels, columns MOS levels), by the torch engine; with `weights`, of each replicate"
     inp = mos if isinstance(mos, GMCInputs) else gmc_inputs(mos, pred, std, rho, tau, **kw)
     methods = _checked_methods(methods, kendall)
     Qg = as_values(Qs, 'Qs'); Dg = as_values(Ds, 'Ds')
     if (Dg < 0).any(): raise ValueError(f"Ds: negative value {Dg[Dg < 0][0]}")
     if precision not in ('double', 'single'): raise ValueError(f"precision: must be 'double' or 'single', got {precision!r}")
+    W = None if weights is None else _checked_weights(weights, len(inp.mos))
     device = check_device(device)
     elo, ehi = inp.extent
     _check_inside(Qg, elo, ehi, 'Qs[{}]', extrapolate)
     _check_inside(Dg, 0., ehi - elo, 'Ds[{}]', extrapolate)
     rows = _sum_rows(len(inp.models), methods, kendall, True)   # the total weight is always summed: it tells an empty cell
     wk = _workers(workers, device)
-    _check_memory(_grid_bytes(len(inp.mos), len(Qg), len(Dg), len(rows), wk, block, device), f"grid: {len(Dg)} × {len(Qg)} cells", device)
-    S, logscale = _torch_grid_sums(inp, Qg, Dg, rows, device, wk, block, precision, progress)
+    nb = 1 if W is None else min(len(W), max(1, int(2 ** 30 // (8. * len(rows) * len(Qg) * len(Dg) * (2 * wk + 2)))))
+    _check_memory(_grid_bytes(len(inp.mos), len(Qg), len(Dg), nb * len(rows), wk, block, device, precision),
+                  f"grid: {len(Dg)} × {len(Qg)} cells", device)
+    if W is None: S, logscale = _torch_grid_sums(inp, Qg, Dg, rows, device, wk, block, precision, progress)
+    else: S, logscale = _batched_grid_sums(inp, Qg, Dg, rows, W, device, wk, block, precision, progress)
     res = _coefficients(S, rows, len(inp.models), methods, kendall)
-    with np.errstate(divide='ignore', invalid='ignore'): logw = np.log(S[..., 0]) + logscale[None, :]
+    with np.errstate(divide='ignore', invalid='ignore'): logw = np.log(S[..., 0]) + logscale[..., None, :]
     empty = _empty_cells(S)
     for v in res.values(): v[empty] = np.nan
     lost = ~empty & np.logical_or.reduce([~np.isfinite(v) for v in res.values()])
-    if precision == 'single' and lost.any():                 # those rows and columns again, in double
-        r, c = np.unique(np.nonzero(lost)[0]), np.unique(np.nonzero(lost)[1])
-        again = gmc_grid(inp, Qs=Qg[c], Ds=Dg[r], methods=methods, kendall=kendall, device=device, workers=workers,
-                         precision='double', extrapolate=True).values
-        for (k, m), v in res.items(): v[np.ix_(r, c)] = again[inp.models[k], m]
+    if precision == 'single' and lost.any():
+        _redo_lost(inp, res, lost, Qg, Dg, W, methods=methods, kendall=kendall, device=device, workers=workers)
     return GMCGrid(Qg, Dg, list(inp.models), methods, {(inp.models[k], m): v for (k, m), v in res.items()},
                    logw if log_weight or ('KRCC' in methods and kendall == 'a') else None)

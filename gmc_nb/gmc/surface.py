@@ -160,6 +160,7 @@ def correlation_surface(mos,                 # MOS per image (or a `GMCInputs`)
                         device:str='cpu',    # 'cpu', 'cuda', 'cuda:1', ... or 'auto'
                         workers=None,        # CPU threads (default: all available cores)
                         progress:bool=False, # show a progress bar
+                        precision:str='double', # matrix products: 'double', or 'single' (~1e-6; cells float32 cannot form are redone in double)
                         **kw                 # more `gmc_inputs` options (std_floor, phi, ranks, std_file, weights_file)
                        )->GMCSurface:
     "The exact GMC surface on a dense regular grid over [min, max] × [0, max − min]"
@@ -169,10 +170,11 @@ def correlation_surface(mos,                 # MOS per image (or a `GMCInputs`)
     inp = mos if isinstance(mos, GMCInputs) else gmc_inputs(mos, pred, std, rho, tau, **kw)
     ms = [methods] if isinstance(methods, str) else list(methods)
     R = len(_sum_rows(inp.preds.shape[1], [m for m in ms if m in METHODS], kendall))
-    _check_memory(_grid_bytes(len(inp.mos), n_grid, n_grid, R, _workers(workers, device), None, device),
+    _check_memory(_grid_bytes(len(inp.mos), n_grid, n_grid, R, _workers(workers, device), None, device, precision),
                   f"n_grid: {n_grid} ({n_grid} × {n_grid} cells)", device)
     lo, hi = inp.mos.min(), inp.mos.max()
     Qs, Ds = np.linspace(lo, hi, n_grid), np.linspace(0, hi - lo, n_grid)
-    g = gmc_grid(inp, Qs=Qs, Ds=Ds, methods=methods, kendall=kendall, device=device, workers=workers, progress=progress)
+    g = gmc_grid(inp, Qs=Qs, Ds=Ds, methods=methods, kendall=kendall, device=device, workers=workers, progress=progress,
+                 precision=precision)
     glob = global_correlations(inp.mos, pd.DataFrame(inp.preds, columns=inp.models), kendall)
     return GMCSurface(Qs, Ds, g.values, g.log_weight, inp.models, g.methods, glob, inp, kendall)

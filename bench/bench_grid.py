@@ -1,0 +1,132 @@
+"""Dense GMC grids and surface bootstraps against the arithmetic (issue 17), every ratio from one run.
+
+The flop bound of a dense grid is its matrix products, 2 · pairs · R · nD · nQ flops (R pair sums),
+at the dgemm (or sgemm) rate measured here, in this run, by torch on all cores. Each line prints the
+time, the bound and their ratio; the C kernel is timed at the same points for the speed-up.
+
+    python bench/bench_grid.py                # LIVEC 101x101x3: 1 and 7 models vs the C kernel; B = 200 bands
+    python bench/bench_grid.py --pipal        # + PIPAL 101x101x3, 1 model
+    python bench/bench_grid.py --only grid    # just the grids (or: boot)
+"""
+import argparse, os, statistics, time
+
+import numpy as np
+import pandas as pd
+
+
+def gemm_gflops(dtype, n=2048, repeat=3):
+    "GFLOP/s of an n x n matrix product on all cores (median of `repeat`)"
+    import torch
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    a, b = torch.rand(n, n, dtype=dtype), torch.rand(n, n, dtype=dtype)
+    a @ b
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter(); a @ b; ts.append(time.perf_counter() - t)
+    return 2 * n ** 3 / statistics.median(ts) / 1e9
+
+
+def timed(f, repeat):
+    "Median seconds of `repeat` calls after one warm-up (repeat 1: the one call, no warm-up)"
+    if repeat > 1: f()
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def grid_case(name, inp, n_grid, rates, repeat, c_too=True, precision='double'):
+    from gmc_nb.gmc.correlation import METHODS, _sum_rows
+    from gmc_nb.gmc.points import gmc_points
+    from gmc_nb.gmc.surface import correlation_surface
+    n, R = len(inp.mos), len(_sum_rows(len(inp.models), METHODS, 'a', True))
+    flops = 2. * n * (n - 1) / 2 * R * n_grid * n_grid
+    bound = flops / (rates[precision] * 1e9)
+    t = timed(lambda: correlation_surface(inp, n_grid=n_grid, precision=precision), repeat)
+    row = dict(case=name, n=n, R=R, precision=precision, grid_s=t, bound_s=bound, grid_over_bound=t / bound)
+    if c_too:
+        lo, hi = inp.mos.min(), inp.mos.max()
+        qq, dd = np.meshgrid(np.linspace(lo, hi, n_grid), np.linspace(0, hi - lo, n_grid))
+        tc = timed(lambda: gmc_points(inp, Q=qq.ravel(), D=dd.ravel(), kernel='c'), 1)
+        row.update(c_kernel_s=tc, grid_speedup=tc / t)
+    print(row, flush=True)
+    return row
+
+
+def boot_case(inp, B, rates, n_plain=10, n_grid=None):
+    from gmc_nb.gmc.correlation import _sum_rows
+    from gmc_nb.gmc.surface import N_GRID
+    from gmc_nb.analysis.surface_stats import bootstrap_surface
+    N_GRID = n_grid or N_GRID
+    def bands(bs):
+        for along in 'QD': bs.marginal_band(inp.models[0], 'SRCC', along)
+    def run(b, batch):
+        bs = bootstrap_surface(inp, B=b, n_grid=N_GRID, methods='SRCC', batch=batch); bands(bs); return bs
+    run(2, True)                                                  # warm-up
+    t = timed(lambda: run(B, True), 1)
+    t_est = timed(lambda: run(1, True), 1)                        # the estimate and one replicate
+    tp, tp1 = timed(lambda: run(n_plain + 1, False), 1), timed(lambda: run(1, False), 1)
+    per_batch, per_plain = (t - t_est) / (B - 1), (tp - tp1) / n_plain
+    from gmc_nb.gmc.inputs import gmc_inputs
+    from gmc_nb.gmc.points import gmc_grid
+    from gmc_nb.analysis.stats import resample_counts
+    Cs, ax = resample_counts(len(inp.mos), 2, seed=0), np.linspace(inp.mos.min(), inp.mos.max(), N_GRID)
+    def copies(b):                                                # bench_stats.py's plain rebuild: resampled copies, double
+        i = np.repeat(np.arange(len(inp.mos)), Cs[b])
+        dup = gmc_inputs(inp.mos[i], inp.preds[i], std=inp.std[i], rho=inp.rho[i], std_floor=1e-6)
+        gmc_grid(dup, Qs=ax, Ds=ax - ax[0], methods=['SRCC'])
+    per_copies = timed(lambda: [copies(b) for b in range(2)], 1) / 2
+    n, R = len(inp.mos), len(_sum_rows(1, ['SRCC'], 'a', True))
+    flops = 2. * n * (n - 1) / 2 * R * N_GRID * N_GRID            # per replicate, all pairs (the batch's products)
+    row = dict(case=f'bootstrap B={B} SRCC marginal bands, {N_GRID}x{N_GRID}, 1 model', n=n, total_s=t, estimate_and_1_rep_s=t_est,
+               per_replicate_batch_s=per_batch, per_replicate_plain_s=per_plain, speedup_per_replicate=per_plain / per_batch,
+               per_replicate_copies_double_s=per_copies, speedup_vs_copies=per_copies / per_batch,
+               sgemm_bound_per_replicate_s=flops / (rates['single'] * 1e9))
+    print(row, flush=True)
+    return row
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument('--pipal', action='store_true', help='include PIPAL 101x101x3, 1 model (n = 23,200): its bound, and with --pipal-run its time')
+    p.add_argument('--pipal-run', action='store_true', help='also run the PIPAL grid (the bound says how long: minutes)')
+    p.add_argument('--only', choices=['grid', 'boot'], default=None)
+    p.add_argument('--repeat', type=int, default=3)
+    p.add_argument('--B', type=int, default=200)
+    p.add_argument('--boot-grid', type=int, default=None, help='grid points per axis of the bootstrap (default N_GRID = 41)')
+    a = p.parse_args()
+    from gmc_nb.data import shared_data_dir, read_floats
+    from gmc_nb.gmc.inputs import gmc_inputs
+    from gmc_nb.analysis.datasets import load_dataset
+    import torch
+    rates = dict(double=gemm_gflops(torch.float64), single=gemm_gflops(torch.float32))
+    print(f"measured: dgemm {rates['double']:.1f} GFLOP/s, sgemm {rates['single']:.1f} GFLOP/s", flush=True)
+    d = load_dataset('gmc:livec'); pr = d.oriented()
+    rows = []
+    if a.only in (None, 'grid'):
+        one = gmc_inputs(d.mos, pr[['niqe']], std=d.std)
+        rows.append(grid_case('livec 101x101x3, 1 model', one, 101, rates, a.repeat))
+        rows.append(grid_case('livec 101x101x3, 1 model', one, 101, rates, a.repeat, c_too=False, precision='single'))
+        seven = gmc_inputs(d.mos, pr, std=d.std)
+        rows.append(grid_case('livec 101x101x3, 7 models', seven, 101, rates, a.repeat))
+        rows.append(grid_case('livec 101x101x3, 7 models', seven, 101, rates, a.repeat, c_too=False, precision='single'))
+        if a.pipal:
+            root = shared_data_dir(required=True)
+            t = pd.read_csv(root / 'predictions/pipal/ssim.csv')
+            pip = gmc_inputs(t['Ground Truth Labels'], t['Results Scores for CC'].rename('ssim'),
+                             std=read_floats(root / 'gmc_reference/pipal/mos_std.txt'),
+                             rho=read_floats(root / 'gmc_reference/pipal/weights.txt'))
+            n, R = len(pip.mos), 8
+            print(f"pipal n={n}: 101x101x3, 1 model needs {2. * n * (n - 1) / 2 * R * 101 ** 2 / 1e12:.1f} TFLOP: bound "
+                  f"{2. * n * (n - 1) / 2 * R * 101 ** 2 / rates['double'] / 1e9:.0f} s in double, "
+                  f"{2. * n * (n - 1) / 2 * R * 101 ** 2 / rates['single'] / 1e9:.0f} s in single", flush=True)
+            if a.pipal_run: rows.append(grid_case('pipal 101x101x3, 1 model', pip, 101, rates, 1, c_too=False))
+    if a.only in (None, 'boot'):
+        rows.append(boot_case(gmc_inputs(d.mos, pr[['qalign']], std=d.std), a.B, rates, n_grid=a.boot_grid))
+    print()
+    for r in rows: print(pd.Series(r).to_string(), '\n')
+    print(f"cores: {len(os.sched_getaffinity(0))}, load average (1, 5, 15 min) at the end: {os.getloadavg()}")
+
+
+if __name__ == '__main__':
+    main()
