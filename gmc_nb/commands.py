@@ -14,6 +14,7 @@ from .gmc.points import gmc_points
 from .gmc.surface import lhs_points, grid_points, read_points, correlation_surface, N_GRID
 from .analysis.report import load_any, compare, report, md_table
 from .cli import SPEC_SOURCES
+from .analysis.datasets import SOURCE_MODULES
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'register_degrade', 'register_score', 'load_spec', 'read_spec', 'inputs_from_args', 'run_meta',
@@ -28,8 +29,9 @@ def load_spec(spec:str,             # CSV path or '<source>:<dataset>'
               groups:str|None=None,  # column with the reference content (full-reference CSV)
               mos_direction:str|None=None # 'lower' for a DMOS column, 'higher' for a MOS; None: the registry's or refuse a DMOS name
              ):
-    "`gmc_nb.analysis.report.load_any`, with the `qbench` source registered first (it lives in the Q-Debias wing)"
-    if str(spec).startswith('qbench:'): importlib.import_module('gmc_nb.qdebias.qbench')   # importing it registers the source
+    "`gmc_nb.analysis.report.load_any`, with a source that a higher floor registers (`SOURCE_MODULES`, e.g. `qbench`) imported first"
+    prefix = str(spec).partition(':')[0]
+    if prefix in SOURCE_MODULES: importlib.import_module(SOURCE_MODULES[prefix])   # importing it registers the source
     return load_any(spec, lower, dataset, groups, mos_direction)
 
 def read_spec(spec:str,               # CSV path or '<source>:<dataset>'

@@ -13,8 +13,8 @@ from ..data import as_values, read_table, pick_columns, shared_data_dir, resolve
 from ..data import Registry
 
 # %% auto #0
-__all__ = ['DIRECTIONS', 'GMC_NEGATED', 'SourceFiles', 'DatasetInfo', 'register_dataset', 'get_dataset', 'list_datasets',
-           'registry_table', 'validate_mos', 'IQAData', 'from_frame', 'read_csv_scores', 'gmc_models',
+__all__ = ['DIRECTIONS', 'GMC_NEGATED', 'SOURCE_MODULES', 'SourceFiles', 'DatasetInfo', 'register_dataset', 'get_dataset',
+           'list_datasets', 'registry_table', 'validate_mos', 'IQAData', 'from_frame', 'read_csv_scores', 'gmc_models',
            'read_gmc_predictions', 'read_pyiqa_meta', 'join_predictions', 'DatasetSource', 'register_source',
            'get_source', 'list_sources', 'dataset_spec', 'load_dataset']
 
@@ -352,7 +352,7 @@ class DatasetSource:
     doc: str = ''        # one line: what the source holds
 
 _SOURCES = Registry('source', DatasetSource, key='prefix', arg='source')
-_SOURCE_HOMES = {'qbench': 'gmc_nb.qdebias.qbench'}   # sources registered by a module above this one, when imported
+SOURCE_MODULES = {'qbench': 'gmc_nb.qdebias.qbench'}   # prefix -> the module above this floor that registers that source when imported
 
 def register_source(source:DatasetSource,  # the entry
                     overwrite:bool=False    # replace an entry of the same prefix
@@ -364,7 +364,7 @@ def get_source(prefix:str # a source prefix such as 'gmc'
               )->DatasetSource:
     "The registered source `prefix`; a `ValueError` listing the known ones (and which module registers a missing one)"
     if prefix in _SOURCES: return _SOURCES[prefix]
-    hint = f"; `import {_SOURCE_HOMES[prefix]}` registers it" if prefix in _SOURCE_HOMES else ''
+    hint = f"; `import {SOURCE_MODULES[prefix]}` registers it" if prefix in SOURCE_MODULES else ''
     raise ValueError(f"source: {prefix!r} is not registered (registered: {list_sources()}){hint}")
 
 def list_sources()->list:
@@ -379,7 +379,7 @@ def dataset_spec(spec:str # 'gmc:livec', 'qbench:koniq', or anything else (then 
                 )->tuple|None:
     "(prefix, dataset) of a spec such as 'gmc:livec' whose prefix is a known source, else None (a file path, say)"
     prefix, sep, name = str(spec).partition(':')
-    return (prefix, name) if sep and (prefix in _SOURCES or prefix in _SOURCE_HOMES) else None
+    return (prefix, name) if sep and (prefix in _SOURCES or prefix in SOURCE_MODULES) else None
 
 def load_dataset(spec:str,          # 'gmc:livec', 'pyiqa:csiq', 'qbench:koniq', or a bare data set name (then `source`)
                  source:str|None=None, # source of a bare name (default 'gmc'); must agree with a spec's prefix
@@ -391,6 +391,6 @@ def load_dataset(spec:str,          # 'gmc:livec', 'pyiqa:csiq', 'qbench:koniq',
     prefix, sep, name = str(spec).partition(':')
     if not sep: prefix, name = source or 'gmc', spec
     elif source is not None and source != prefix: raise ValueError(f"source: {source!r} disagrees with the prefix of the spec {spec!r}")
-    if prefix not in _SOURCES and prefix in _SOURCE_HOMES:
-        raise ValueError(f"dataset spec {spec!r}: the {prefix!r} source is registered by `import {_SOURCE_HOMES[prefix]}`; import it first")
+    if prefix not in _SOURCES and prefix in SOURCE_MODULES:
+        raise ValueError(f"dataset spec {spec!r}: the {prefix!r} source is registered by `import {SOURCE_MODULES[prefix]}`; import it first")
     return get_source(prefix).loader(name, models=models, root=root, **kw)
