@@ -326,7 +326,7 @@ def register_cli(sub,       # `argparse` subparsers of a parser of your own
     from gmc_nb.cli import SUBCOMMANDS
     for name, add in SUBCOMMANDS.items():
         if only is None or name in only:
-            sp = add(sub)
-            sp.set_defaults(func=globals()[sp.get_default('handler').partition(':')[2]])
+            sp = add(sub); mod, _, fn = sp.get_default('handler').partition(':')
+            sp.set_defaults(func=getattr(importlib.import_module(mod), fn))
 
 register_degrade = register_score = register_cli    # the names notebooks 32_degrade and 35_lmm import

@@ -17,7 +17,7 @@ from ..gmc.surface import correlation_surface, N_GRID
 
 # %% auto #0
 __all__ = ['RESAMPLING', 'load_any', 'md_table', 'global_table', 'logistic_table', 'resampling_units', 'Comparison', 'compare',
-           'Report', 'report']
+           'beyond_tables', 'Report', 'report']
 
 # %% ../../nbs/25_report.ipynb #c005
 def load_any(spec:str,                # CSV path, or 'gmc:<dataset>' / 'qbench:<dataset>' / 'pyiqa:<dataset>'
@@ -153,6 +153,43 @@ def compare(data:IQAData,               # the data
         ax.figure.savefig(res.figure, dpi=150, bbox_inches='tight'); plt.close(ax.figure)
     return res
 
+# %% ../../nbs/25_report.ipynb #4d259fd0
+def _beyond_md(extra:dict, skipped:list)->list:
+    "The Markdown lines of the beyond-one-number tables and of what was skipped"
+    if not extra and not skipped: return []
+    lines = ['## Beyond one number', '']
+    for name, t in extra.items():
+        if name.endswith('_tests.csv') or name == 'subgroups.csv': lines += [f'- `{name}`: {len(t)} rows']; continue
+        lines += [f'### `{name}`', '', md_table(t), '']
+    return lines + [''] + [f'- not computed: {s}' for s in skipped] + ['']
+
+# %% ../../nbs/25_report.ipynb #d2b6a93e
+def _try(name:str, fn, skipped:list):
+    "`fn()`, or None with `name: reason` added to `skipped` when the data does not allow it (a `ValueError`)"
+    try: return fn()
+    except ValueError as e: skipped.append(f"{name}: {' '.join(str(e).split())}"); return None
+
+def beyond_tables(data:IQAData,  # the data
+                  level:float=.95, # confidence level
+                  B:int=200,       # bootstrap replicates of the per-subgroup intervals
+                  seed:int=0       # random seed
+                 )->tuple:
+    "`({file name: table}, skipped)`: P.1401, Krasula, resolving power and subgroups where `data` allows them; `skipped` says why not"
+    from gmc_nb.analysis.p1401 import p1401_from_data, resolving_power_from_data
+    from gmc_nb.analysis.krasula import krasula_from_data
+    from gmc_nb.analysis.subgroups import subgroup_correlations, list_distortion_codings
+    tables, skipped = {}, []
+    r = _try('P.1401', lambda: p1401_from_data(data, mapping='linear', level=level), skipped)
+    if r is not None: tables['p1401.csv'], tables['p1401_tests.csv'] = r.table, r.tests
+    k = _try('Krasula', lambda: krasula_from_data(data, level=level), skipped)
+    if k is not None: tables['krasula.csv'], tables['krasula_tests.csv'] = k.table, k.tests
+    rp = _try('resolving power', lambda: resolving_power_from_data(data, level=level), skipped)
+    if rp is not None: tables['resolving_power.csv'] = rp.table
+    if data.name in list_distortion_codings():
+        tables['subgroups.csv'] = subgroup_correlations(data, by='distortion', boot=B, seed=seed, level=level)
+    else: skipped.append(f"subgroups: the image names of {data.name!r} encode no distortion type (coded: {list_distortion_codings()})")
+    return tables, skipped
+
 # %% ../../nbs/25_report.ipynb #c010
 @dataclass(repr=False)
 class Report(ItemAccess):
@@ -176,7 +213,8 @@ def report(data:IQAData,             # the data
            n_grid:int=N_GRID,        # points per axis of the surfaces
            surface_B:int=0,          # bootstrap replicates of the surfaces (0: no GMC intervals)
            methods=('PLCC', 'SRCC', 'KRCC'), # correlations
-           progress:bool=True        # show progress bars
+           progress:bool=True,       # show progress bars
+           beyond:bool=True          # also P.1401, Krasula, resolving power and subgroups where the data allows (`beyond_tables`)
           )->Report:
     "All figures (heat map per model and method, marginals, MOS histogram) and a summary table (CSV and Markdown)"
     import matplotlib.pyplot as plt
@@ -214,6 +252,8 @@ def report(data:IQAData,             # the data
     ax = plot_mos_hist(data.mos, inp.rho, unit=data.scale)
     f = out / 'mos_histogram.png'; ax.figure.savefig(f, dpi=120, bbox_inches='tight'); plt.close(ax.figure); files.append(f)
     table.to_csv(out / 'summary.csv', index=False)
+    extra, skipped = beyond_tables(data, level, min(B, 200), seed) if beyond else ({}, [])
+    for name, t in extra.items(): t.to_csv(out / name, index=False); files.append(out / name)
     flipped = P.attrs['flipped']
     md = [f'# GMC report: {data.name}', '',
           f'{len(data.mos)} images, MOS {data.mos.min():g}..{data.mos.max():g} ({data.mos_direction} is better), '
@@ -222,6 +262,6 @@ def report(data:IQAData,             # the data
           f"bootstrap replicates (seed {seed}) resampling {units}. "
           f"GMC-*: trapezoid mean of the {n_grid}×{n_grid} surface.",
           f"Negated (lower-is-better) models: {', '.join(flipped) if flipped else 'none'}.", '',
-          md_table(table), '', '## Figures', ''] + [f'![{p.stem}]({p.name})' for p in files]
+          md_table(table), ''] + _beyond_md(extra, skipped) + ['## Figures', ''] + [f'![{p.stem}]({p.name})' for p in files if p.suffix == '.png']
     (out / 'summary.md').write_text('\n'.join(md) + '\n', encoding='utf-8')
     return Report(table, files + [out / 'summary.csv', out / 'summary.md'], time.time() - t0)
