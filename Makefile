@@ -18,8 +18,9 @@ $(STAMP): settings.ini setup.py
 	touch $(STAMP)
 
 ## The main job: a GMC analysis of the built-in example (real LIVE Challenge data when ../shared/data exists)
+FORMAT ?= png
 example: $(STAMP)
-	$(BIN)/gmc example --out $(OUT)
+	$(BIN)/gmc example --out $(OUT) --format $(FORMAT)
 
 ## The tests: every notebook executed (slow/cuda cells skipped) plus tests/, under pytest
 test: $(STAMP)

@@ -74,12 +74,14 @@ def add_boot_args(p:argparse.ArgumentParser, # the subcommand's parser
 
 def add_run_args(p:argparse.ArgumentParser, # the subcommand's parser
                  device:bool=True,         # add `--device`
-                 quiet:bool=True):                            # add `--quiet`
-    "`--device` (auto, resolved by `gmc_nb.data.check_device`) and `--quiet`"
+                 quiet:bool=True,          # add `--quiet`
+                 figures:bool=False):      # add `--format` (figure formats; checked by the handler)
+    "`--device` (auto, resolved by `gmc_nb.data.check_device`), `--quiet` and, for commands that draw, `--format`"
     if device: p.add_argument('--device', default='auto', help="auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps")
     if quiet:
         p.add_argument('--quiet', action='store_true', help='no progress bars')
         p.add_argument('--no-progress', dest='quiet', action='store_true', help=argparse.SUPPRESS)
+    if figures: p.add_argument('--format', default='png', metavar='png,pdf,svg', help='figure formats, comma-separated (PNG at 200 dpi)')
 
 def add_mos_direction_args(p:argparse.ArgumentParser # the subcommand's parser
                           ):
@@ -91,7 +93,8 @@ def add_mos_direction_args(p:argparse.ArgumentParser # the subcommand's parser
                     help='higher MOS is better (the default, but required for a column named like a DMOS)')
 
 # %% ../nbs/50_cli.ipynb #6b7cc761
-def add_input_args(p:argparse.ArgumentParser # the parser of `points` or `surface`
+def add_input_args(p:argparse.ArgumentParser, # the parser of `points` or `surface`
+                   figures:bool=False         # add `--format` (`surface`)
                   ):
     "How `points` and `surface` read their input and what they pass to `gmc_nb.gmc.inputs.gmc_inputs`"
     add_spec_arg(p)
@@ -115,7 +118,7 @@ def add_input_args(p:argparse.ArgumentParser # the parser of `points` or `surfac
     p.add_argument('--ranks', choices=RANKS, default='dense', help="rank definition for SRCC (the reference's is dense)")
     p.add_argument('--kendall', choices=('a', 'b'), default='a', help="KRCC variant (the reference's is a)")
     p.add_argument('--method', nargs='+', choices=METHODS, default=list(METHODS), help='correlations')
-    add_run_args(p)
+    add_run_args(p, figures=figures)
 
 # %% ../nbs/50_cli.ipynb #fa295749
 def add_points(sub # the subparsers of `gmc` (or of a parser of your own)
@@ -137,7 +140,7 @@ def add_surface(sub # the subparsers of `gmc` (or of a parser of your own)
                 ):
     "`gmc surface`: the exact dense GMC surface, its summary, marginals and figures"
     p = _command(sub, 'surface', 'exact dense GMC surface, summary and figures', 'cmd_surface')
-    add_input_args(p)
+    add_input_args(p, figures=True)
     add_grid_arg(p, ('--grid-res',), 'grid points per axis (a square grid: N or NxN); default N_GRID of gmc_nb.gmc.surface')
     p.add_argument('--out', required=True, help='output folder')
     return p
@@ -149,7 +152,7 @@ def add_example(sub # the subparsers of `gmc` (or of a parser of your own)
     p.add_argument('--out', default='results/example', help='output folder')
     add_grid_arg(p, ('--grid-res',), 'grid points per axis (N or NxN); default N_GRID of gmc_nb.gmc.surface')
     p.add_argument('--builtin-only', action='store_true', help='skip the real data even when present')
-    add_run_args(p)
+    add_run_args(p, figures=True)
     return p
 
 # %% ../nbs/50_cli.ipynb #6cb3f67e
@@ -165,7 +168,7 @@ def _add_evaluation_args(p:argparse.ArgumentParser):
     p.add_argument('--grouped', dest='resample', action='store_const', const='contents', help='same as --resample contents')
     p.add_argument('--ci', choices=['bca', 'percentile'], default='bca', help='interval kind')
     add_grid_arg(p, ('--n-grid',))
-    add_run_args(p, device=False)
+    add_run_args(p, device=False, figures=True)
 
 def add_compare(sub # the subparsers of `gmc` (or of a parser of your own)
                 ):
@@ -189,7 +192,7 @@ def add_report(sub # the subparsers of `gmc` (or of a parser of your own)
     return p
 
 # %% ../nbs/50_cli.ipynb #5311bac8
-def _beyond(sub, name:str, help:str)->argparse.ArgumentParser:
+def _beyond(sub, name:str, help:str, figures:bool=False)->argparse.ArgumentParser:
     "A subcommand beyond one number: handler `gmc_nb.commands_beyond.cmd_<name>`, input, directions, `--out`"
     p = _command(sub, name, help, f'gmc_nb.commands_beyond:cmd_{name}')
     add_spec_arg(p)
@@ -197,7 +200,7 @@ def _beyond(sub, name:str, help:str)->argparse.ArgumentParser:
     p.add_argument('--dataset', default=None, help='registry key to validate the MOS range of a CSV (livec, koniq, kadid, ...)')
     add_mos_direction_args(p)
     p.add_argument('--out', default=f'results/{name}', help='output folder')
-    add_run_args(p, device=False)
+    add_run_args(p, device=False, figures=figures)
     return p
 
 def _add_rating_args(p:argparse.ArgumentParser):
@@ -238,7 +241,7 @@ def add_gmad(sub # the subparsers of `gmc` (or of a parser of your own)
 def add_subgroups(sub # the subparsers of `gmc` (or of a parser of your own)
                   ):
     "`gmc subgroups`: SRCC and PLCC per distortion type or level with bootstrap intervals, and a heat map"
-    p = _beyond(sub, 'subgroups', 'SRCC/PLCC per distortion type or level, with intervals and a heat map')
+    p = _beyond(sub, 'subgroups', 'SRCC/PLCC per distortion type or level, with intervals and a heat map', True)
     p.add_argument('--models', nargs='+', default=None, help='models to evaluate (default: all)')
     p.add_argument('--by', choices=SUBGROUPS_BY, default='distortion', help='what one subgroup is')
     add_boot_args(p)

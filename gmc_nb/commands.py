@@ -12,7 +12,7 @@ from .data import read_scores, example_scores, shared_data_dir, Scores, check_de
 from .gmc.inputs import gmc_inputs
 from .gmc.points import gmc_points
 from .gmc.surface import lhs_points, grid_points, read_points, correlation_surface, N_GRID
-from .analysis.report import load_any, compare, report, md_table
+from .analysis.report import load_any, compare, report, md_table, std_note
 from .cli import SPEC_SOURCES
 from .analysis.datasets import SOURCE_MODULES
 
@@ -51,7 +51,9 @@ def read_spec(spec:str,               # CSV path or '<source>:<dataset>'
     if pred_col: d = d.select(pred_col)
     P = d.oriented()
     cols = dict(mos='mos', std=None if d.std is None else 'std', preds=d.models)
-    return Scores(d.mos, P, d.std, cols, str(spec), d.mos_direction, list(P.attrs['flipped']))
+    sc = Scores(d.mos, P, d.std, cols, str(spec), d.mos_direction, list(P.attrs['flipped']))
+    sc.scale = d.scale            # the registry's MOS unit, for the figures' axis labels
+    return sc
 
 # %% ../nbs/51_commands.ipynb #fa10bd4c
 def inputs_from_args(a # parsed arguments of `gmc points` or `gmc surface`
@@ -74,6 +76,15 @@ def run_meta(a,            # parsed arguments
     from gmc_nb import __version__
     return dict(command=a.command, gmc_nb=__version__, **sc.meta(), **inp.provenance(), kendall=a.kendall,
                 methods=list(a.method), device=a.device, **(extra or {}))
+
+def _formats(a)->tuple:
+    "`--format` checked before any work (`gmc_nb.analysis.plots.check_formats`; matplotlib is imported only here)"
+    from gmc_nb.analysis.plots import check_formats
+    return check_formats(a.format)
+
+def _say_std(std_source:str, asked:bool=False):
+    "One line on stderr when the std was estimated from the MOS (`std_note`)"
+    if (note := std_note(std_source, asked)): print(note, file=sys.stderr)
 
 def _say_direction(sc:Scores):
     if sc.negated: print(f"MOS column {sc.columns['mos']!r}: lower is better (DMOS); predictions negated to agree: {sc.negated}", file=sys.stderr)
@@ -99,7 +110,7 @@ def cmd_points(a # parsed arguments of `gmc points`
     "`gmc points`: GMC at the query points, as CSV (standard output, or `--out` with its meta.json)"
     sc, inp = inputs_from_args(a)
     pts = _query_points(a, inp.mos)
-    _say_direction(sc)
+    _say_direction(sc); _say_std(inp.std_source, a.std_phi is not None)
     res = gmc_points(inp, Q=pts.Q, D=pts.D, methods=a.method, kendall=a.kendall, device=a.device, kernel=a.kernel,
                      extrapolate=a.extrapolate, progress=not a.quiet)
     res = res.drop(columns='log_weight')
@@ -116,25 +127,29 @@ def _summary_note(meta:dict)->str:
     note = f"MOS column `{meta['mos_column']}`: {meta['mos_direction']} is better"
     if meta['predictions_negated']: note += f"; predictions negated to agree: {', '.join(meta['predictions_negated'])}"
     reg = meta['regulator'] + (f" (ks={meta['ks']}, sigma={meta['sigma']:g})" if 'ks' in meta else '')
-    return note + f". std: {meta['std_source']}; regulator: {reg}; τ = {meta['std_scale']:g}.\n\n"
+    est = std_note(meta['std_source'], meta.get('std_phi_asked', False))
+    return note + f". std: {meta['std_source']}; regulator: {reg}; τ = {meta['std_scale']:g}.\n\n" + (f"{est}.\n\n" if est else '')
 
-def _surface_figure(surf, meth:str, title:str, path:Path):
-    "One PNG of every model's surface for correlation `meth`"
+def _surface_figure(surf, meth:str, title:str, path:Path, unit=None, formats=('png',))->list:
+    "One figure of every model's surface for correlation `meth`, one shared colour bar; the paths written"
     import matplotlib.pyplot as plt
-    from gmc_nb.analysis.plots import plot_surface
+    from gmc_nb.analysis.plots import plot_surface, save_figure
     n = len(surf.models); cols = min(n, 4); rows = -(-n // cols)
-    fig, axs = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), dpi=90, squeeze=False)
-    for ax, m in zip(axs.ravel(), surf.models): plot_surface(surf, m, meth, ax=ax, vmin=-0.2, vmax=1)
+    fig, axs = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, layout='constrained')
+    for ax, m in zip(axs.ravel(), surf.models): plot_surface(surf, m, meth, ax=ax, vmin=-0.2, vmax=1, unit=unit, colorbar=False)
     for ax in axs.ravel()[n:]: ax.axis('off')
+    fig.colorbar(axs.ravel()[0].collections[0], ax=axs, label=f'GMC-{meth}', shrink=.9)
     if title: fig.suptitle(f'{title}: GMC-{meth}', fontsize=11)
-    fig.tight_layout(); fig.savefig(path); plt.close(fig)
+    return save_figure(fig, path, formats)
 
 def write_surface_outputs(surf,                 # a `GMCSurface`
                           out:Path,             # output folder
                           title:str='',         # title of summary.md and the figures
-                          meta:dict|None=None   # provenance (`run_meta`); None: only what `surf.inputs` used
+                          meta:dict|None=None,  # provenance (`run_meta`); None: only what `surf.inputs` used
+                          unit:str|None=None,   # MOS unit for the axis labels (e.g. the registry's '0-100'); None: the MOS range
+                          formats=('png',)      # figure formats (`check_formats`): PNG at print resolution, PDF, SVG
                          )->pd.DataFrame:
-    "Write surface.csv, summary.csv/.md, marginals.csv, meta.json and one PNG per method; return the summary"
+    "Write surface.csv, summary.csv/.md, marginals.csv, meta.json and one figure per method and format; return the summary"
     import matplotlib; matplotlib.use('Agg', force=False)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     surf.to_frame().to_csv(out/'surface.csv', index=False)
@@ -150,18 +165,20 @@ def write_surface_outputs(surf,                 # a `GMCSurface`
     marg = [surf.marginal(m, meth, ax).rename(f'{m}|{meth}|{ax}').reset_index(drop=True)
             for m in surf.models for meth in surf.methods for ax in ('Q', 'D')]
     pd.concat([pd.Series(surf.Q, name='Q'), pd.Series(surf.D, name='D')] + marg, axis=1).to_csv(out/'marginals.csv', index=False)
-    for meth in surf.methods: _surface_figure(surf, meth, title, out/f'surface_{meth}.png')
+    for meth in surf.methods: _surface_figure(surf, meth, title, out/f'surface_{meth}.png', unit, formats)
     return summ
 
 def cmd_surface(a # parsed arguments of `gmc surface`
                ):
     "`gmc surface`: the dense surface of every model, its summary, marginals, figures and meta.json"
+    fmts = _formats(a)
     sc, inp = inputs_from_args(a)
-    _say_direction(sc)
+    _say_direction(sc); _say_std(inp.std_source, a.std_phi is not None)
     n = square_grid(a.grid)
     t = time.perf_counter()
     surf = correlation_surface(inp, n_grid=n, methods=a.method, kendall=a.kendall, device=a.device, progress=not a.quiet)
-    summ = write_surface_outputs(surf, a.out, Path(str(a.file)).stem, run_meta(a, sc, inp, dict(grid=n)))
+    meta = run_meta(a, sc, inp, dict(grid=n, std_phi_asked=a.std_phi is not None))
+    summ = write_surface_outputs(surf, a.out, Path(str(a.file)).stem, meta, getattr(sc, 'scale', None), fmts)
     print(summ.drop(columns=['std_source', 'regulator']).to_string(index=False, float_format=lambda v: f'{v:.4f}'))
     print(f"surface {n}x{n}, {len(inp.mos)} images, {len(inp.models)} model(s) in {time.perf_counter() - t:.1f} s; wrote {a.out}")
 
@@ -169,19 +186,19 @@ def cmd_surface(a # parsed arguments of `gmc surface`
 def cmd_example(a # parsed arguments of `gmc example`
                ):
     "`gmc example`: surfaces of the built-in example and, when the shared data is there, of LIVE Challenge's seven NR models"
-    device, n = check_device(a.device), square_grid(a.grid)
+    device, n, fmts = check_device(a.device), square_grid(a.grid), _formats(a)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     ex = example_scores()
     ex.to_csv(out/'example_scores.csv', index=False)
-    jobs = [('builtin', 'built-in example (400 simulated images)', gmc_inputs(ex.mos, ex[['uniform', 'coarse', 'blind_top']], std=ex['std']))]
+    jobs = [('builtin', 'built-in example (400 simulated images)', gmc_inputs(ex.mos, ex[['uniform', 'coarse', 'blind_top']], std=ex['std']), None)]
     if shared_data_dir() is not None and not a.builtin_only:
-        jobs.append(('livec', 'LIVE Challenge (1162 images, 7 NR models)', load_spec('gmc:livec').gmc_inputs()))
+        lc = load_spec('gmc:livec'); jobs.append(('livec', 'LIVE Challenge (1162 images, 7 NR models)', lc.gmc_inputs(), lc.scale))
     else: print("shared data not found: analysing the built-in example only")
-    for name, title, inp in jobs:
+    for name, title, inp, unit in jobs:
         t = time.perf_counter()
         surf = correlation_surface(inp, n_grid=n, device=device, progress=not a.quiet)
         t1 = time.perf_counter()
-        summ = write_surface_outputs(surf, out/name, title)
+        summ = write_surface_outputs(surf, out/name, title, unit=unit, formats=fmts)
         print(f"\n{title}: {n}x{n} surface in {t1 - t:.1f} s, figures and tables in {time.perf_counter() - t1:.1f} s -> {out/name}")
         print(summ.pivot(index='model', columns='method', values=['GMC', 'global']).round(4).to_string())
 
@@ -189,9 +206,11 @@ def cmd_example(a # parsed arguments of `gmc example`
 def cmd_compare(a # parsed arguments of `gmc compare`
                ):
     "`gmc compare`: global scores with intervals, paired verdicts and the difference surface of the first two models"
+    fmts = _formats(a)
     d = load_spec(a.file, a.lower, a.dataset, a.groups, a.mos_direction)
     r = compare(d, a.models, a.boot, a.seed, a.ci, a.level, a.resample, a.method, square_grid(a.grid), a.surface_boot, a.out,
-                not a.quiet, a.logistic)
+                not a.quiet, a.logistic, fmts)
+    _say_std(r.std_source)
     pd.set_option('display.width', 160)
     if r['flipped']: print(f"negated (lower is better): {', '.join(r['flipped'])}")
     print(f"global correlations, {a.ci} {a.level:.0%} intervals, B = {a.boot}, resampling {r['resampled']}:")
@@ -207,8 +226,10 @@ def cmd_compare(a # parsed arguments of `gmc compare`
 def cmd_report(a # parsed arguments of `gmc report`
               ):
     "`gmc report`: every figure and the summary table of every model"
+    fmts = _formats(a)
     d = load_spec(a.file, a.lower, a.dataset, a.groups, a.mos_direction)
-    r = report(d, a.out, a.boot, a.seed, a.ci, a.level, a.resample, square_grid(a.grid), a.surface_boot, progress=not a.quiet)
+    r = report(d, a.out, a.boot, a.seed, a.ci, a.level, a.resample, square_grid(a.grid), a.surface_boot, progress=not a.quiet, formats=fmts)
+    _say_std(r.std_source)
     print(r['table'].round(4).to_string(index=False))
     print(f"wrote {len(r['files'])} files to {a.out} in {r['seconds']:.1f} s")
 

@@ -83,6 +83,8 @@ def cmd_subgroups(a # parsed arguments of `gmc subgroups`
                  ):
     "`gmc subgroups`: `subgroups.csv` (SRCC/PLCC per subgroup with intervals), heat maps and, on request, GMC per subgroup"
     from gmc_nb.analysis.subgroups import subgroup_correlations, subgroup_surfaces, subgroup_gmc_table, plot_subgroup_heatmap
+    from gmc_nb.analysis.plots import save_figure, check_formats
+    fmts = check_formats(a.format)
     d, _ = beyond_data(a)
     t = subgroup_correlations(d, by=a.by, boot=a.boot, seed=a.seed, level=a.level)
     tables, notes = {'subgroups.csv': t}, list(t.attrs.get('notes', []))
@@ -93,8 +95,7 @@ def cmd_subgroups(a # parsed arguments of `gmc subgroups`
     for note in notes: print(f"note: {note}", file=sys.stderr)
     out = _write(tables, a.out)
     for meth in sorted(set(t.method)):
-        fig = plot_subgroup_heatmap(t, method=meth); fig.savefig(out/f'subgroups_{meth}.png', dpi=200, bbox_inches='tight')
-        import matplotlib.pyplot as plt; plt.close(fig)
+        save_figure(plot_subgroup_heatmap(t, method=meth), out/f'subgroups_{meth}.png', fmts)
     print(t.pivot_table(index='subgroup', columns=['method', 'model'], values='value').round(3).to_string())
     print(f"wrote {', '.join(tables)} and heat maps to {out}")
     return t

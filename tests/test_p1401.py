@@ -276,3 +276,20 @@ def test_livec_counts_from_registry(shared_data):
     assert np.isfinite(r.table.RMSE_star).all() and r.n_source == src
     ref = p1401_from_data(d, models=['qalign', 'niqe'], n_ratings=np.asarray(n, float))
     np.testing.assert_allclose(r.table.RMSE_star, ref.table.RMSE_star)
+
+
+def test_koniq_votes_give_p1401_its_std(shared_data):
+    "Q-Bench's KonIQ-10k has no std column: the vote histograms give it, so rmse* and the outlier ratio are computed"
+    import numpy as np
+    from gmc_nb.analysis.datasets import load_dataset
+    from gmc_nb.analysis.krasula import koniq_votes, rating_std
+    import gmc_nb.qdebias.qbench  # noqa: F401  (registers the source)
+    from gmc_nb.analysis.p1401 import p1401_from_data, p1401_metrics
+    d = load_dataset('qbench:koniq').select(['qwen-vl', 'llava_v1.5'])
+    d = d.subset(np.arange(0, len(d.mos), 25))
+    v = koniq_votes().loc[d.images]
+    np.testing.assert_allclose(rating_std(d), v['std'].to_numpy())
+    r = p1401_from_data(d)
+    assert r.table.RMSE_star.notna().all() and r.table.OR.notna().all()
+    ref = p1401_metrics(d.mos, d.oriented(), v['std'].to_numpy(), v['n'].to_numpy())
+    np.testing.assert_allclose(r.table.RMSE_star, ref.table.RMSE_star, rtol=1e-12)

@@ -187,5 +187,5 @@ def write_gmad(pairs:pd.DataFrame,  # a table from `gmad_pairs`
     files = [out / 'gmad_pairs.csv']; csv.to_csv(files[0], index=False)
     if fig is not None:
         import matplotlib.pyplot as plt
-        files.append(out / 'gmad.png'); fig.savefig(files[1], dpi=100); plt.close(fig)
+        files.append(out / 'gmad.png'); fig.savefig(files[1], dpi=200); plt.close(fig)
     return files

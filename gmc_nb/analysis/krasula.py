@@ -16,8 +16,8 @@ from .datasets import IQAData, get_dataset
 
 # %% auto #0
 __all__ = ['RatingCount', 'register_rating_count', 'get_rating_count', 'list_rating_counts', 'ratings_from_histogram',
-           'koniq_votes', 'ratings_summary', 'n_ratings_for', 'pair_significance', 'midranks', 'fast_delong',
-           'delong_test', 'cc0_test', 'KrasulaResult', 'krasula_auc', 'krasula_from_data']
+           'koniq_votes', 'ratings_summary', 'rating_std', 'n_ratings_for', 'pair_significance', 'midranks',
+           'fast_delong', 'delong_test', 'cc0_test', 'KrasulaResult', 'krasula_auc', 'krasula_from_data']
 
 # %% ../../nbs/26_krasula.ipynb #153be034
 @dataclass
@@ -100,9 +100,15 @@ def _koniq_rows(data, root=None):
     "KonIQ votes in the order of `data.images` (matched by file name), or None when `data` is not KonIQ-10k"
     if _dataset_key(data.name) != 'koniq': return None
     v = koniq_votes(root); names = pd.Index([Path(str(i)).name for i in data.images])
-    miss = names.difference(v.index)
-    if len(miss): raise ValueError(f"{data.name}: {len(miss)} images are not in the KonIQ-10k vote table (e.g. {miss[0]!r})")
+    if len(miss := names.difference(v.index)): raise ValueError(f"{data.name}: {len(miss)} images are not in the KonIQ-10k vote table (e.g. {miss[0]!r})")
     return v.loc[names]
+
+def rating_std(data:IQAData, # the data set
+               root=None     # shared data folder for the KonIQ votes
+              ):
+    "Each stimulus's rating std: `data.std`, else KonIQ-10k's vote std (on its 1-5 scale only), else None"
+    if data.std is not None or data.scale not in (None, '1-5'): return data.std
+    votes = _koniq_rows(data, root); return None if votes is None else votes['std'].to_numpy()
 
 def _check_n(n, size):
     n = as_values(n, 'n_ratings', n=size) if np.ndim(n) else np.full(size, float(n))
@@ -117,8 +123,7 @@ def n_ratings_for(data:IQAData,   # the data set
     "(ratings per image, where the number comes from): given, KonIQ-10k's vote counts, or a registered paper statement"
     size = len(data.mos)
     if isinstance(n_ratings, pd.Series):
-        miss = data.images.difference(n_ratings.index)
-        if len(miss): raise ValueError(f"n_ratings: no value for {len(miss)} images (e.g. {miss[0]!r})")
+        if len(miss := data.images.difference(n_ratings.index)): raise ValueError(f"n_ratings: no value for {len(miss)} images (e.g. {miss[0]!r})")
         return _check_n(n_ratings.loc[data.images].to_numpy(float), size), 'given per image'
     if n_ratings is not None:
         return _check_n(n_ratings, size), ('given per image' if np.ndim(n_ratings) else f'given: {float(n_ratings):g} per image')
@@ -385,9 +390,7 @@ def krasula_from_data(data:IQAData,   # the data set (its MOS, std and models)
                      )->KrasulaResult:
     "`krasula_auc` on an `IQAData`: oriented predictions, std from the data (or KonIQ-10k's votes), ratings by `n_ratings_for`"
     d = data if models is None else data.select(models)
-    std = d.std
-    if std is None and d.scale in (None, '1-5'):
-        votes = _koniq_rows(d, root); std = None if votes is None else votes['std'].to_numpy()
+    std = rating_std(d, root)
     if std is None:
         raise ValueError(f"std: Krasula's pair test needs each stimulus's rating std; {d.name!r} has none on its "
                          f"{d.scale or 'given'} scale (give a std column)")

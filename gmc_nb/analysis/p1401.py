@@ -266,13 +266,14 @@ def _data_inputs(data, models, n_ratings):
     P = data.oriented(); models = list(P.columns) if models is None else [models] if isinstance(models, str) else list(models)
     missing = [m for m in models if m not in P.columns]
     if missing: raise ValueError(f"models: {missing} not in the data (it has {list(P.columns)})")
-    n, src = None, ''
-    if data.std is not None:
+    from gmc_nb.analysis.krasula import rating_std   # lazily, as `resolve_n_ratings`: KonIQ-10k's votes give a std
+    n, src, std = None, '', rating_std(data)
+    if std is not None:
         try: n, src = resolve_n_ratings(data, n_ratings)
         except (ImportError, ValueError) as e:
             if n_ratings is not None and not isinstance(n_ratings, str): raise
             src = f"no number of ratings: {e}"
-    return data.mos, P[models], data.std, n, src
+    return data.mos, P[models], std, n, src
 
 def p1401_from_data(data,                  # an `IQAData`
                     models=None,           # model names (default: all)
@@ -377,7 +378,7 @@ def resolving_power_from_data(data,                  # an `IQAData` with std
                               mapping:str='linear'   # mapping to MOS (one of `MAPPINGS`)
                              )->ResolvingPower:
     "`resolving_power` on a data set (predictions oriented, std from the data, ratings counts resolved)"
-    if data.std is None: raise ValueError(f"std: {data.name} has no per-image std; resolving power needs it")
     mos, P, std, n, src = _data_inputs(data, models, n_ratings)
+    if std is None: raise ValueError(f"std: {data.name} has no per-image std; resolving power needs it")
     if n is None: raise ValueError(f"n_ratings: {src}")
     return resolving_power(mos, P, std, n, level, mapping, n_source=src)

@@ -11,8 +11,8 @@ from ..gmc.surface import GMCSurface, trapezoid_mean, correlation_surface, N_GRI
 from .surface_stats import SurfaceDifference
 
 # %% auto #0
-__all__ = ['DPI', 'mos_label', 'plot_surface', 'plot_surface3d', 'plot_difference', 'plot_marginals', 'plot_mos_hist',
-           'explore_figure', 'explorer']
+__all__ = ['DPI', 'FORMATS', 'PRINT_DPI', 'check_formats', 'save_figure', 'mos_label', 'plot_surface', 'plot_surface3d',
+           'plot_difference', 'plot_marginals', 'plot_mos_hist', 'explore_figure', 'explorer']
 
 # %% ../../nbs/24_plots.ipynb #c005
 DPI = 72
@@ -21,6 +21,29 @@ def _ax(ax, figsize=(4.2, 3.2), projection=None):
     if ax is not None: return ax
     fig = plt.figure(figsize=figsize, dpi=DPI)
     return fig.add_subplot(111, projection=projection)
+
+FORMATS = ('png', 'pdf', 'svg')   # figure formats `save_figure` writes
+PRINT_DPI = 200                    # resolution of written PNGs (print quality)
+
+def check_formats(formats # 'png,pdf' (the `--format` option) or a sequence of `FORMATS`
+                 )->tuple:
+    "The figure formats as a tuple, each one of `FORMATS`; anything else is a ValueError naming `--format`"
+    f = tuple(dict.fromkeys(x.strip().lower() for x in (formats.split(',') if isinstance(formats, str) else formats)))
+    bad = [x for x in f if x not in FORMATS]
+    if bad or not f: raise ValueError(f"formats (--format): {formats!r}: each must be one of {', '.join(FORMATS)}")
+    return f
+
+def save_figure(fig,                 # the matplotlib Figure (closed afterwards)
+                path,                # output path; its suffix is replaced by each format's
+                formats=('png',),    # formats to write (see `check_formats`)
+                dpi:int=PRINT_DPI    # resolution of raster output
+               )->list:
+    "Write `fig` once per format (tight bounding box, PNG at `dpi`) and close it; returns the paths written"
+    from pathlib import Path
+    paths = [Path(path).with_suffix('.' + f) for f in check_formats(formats)]
+    for q in paths: fig.savefig(q, dpi=dpi, bbox_inches='tight')
+    plt.close(fig)
+    return paths
 
 def mos_label(unit:str|None=None, # MOS unit, e.g. '0-100'; None: no unit
               what:str='MOS'       # what the axis shows
@@ -34,6 +57,14 @@ def _units(surf, unit):
     return f'{lo:.3g}–{hi:.3g}'
 
 # %% ../../nbs/24_plots.ipynb #c007
+def _edge_safe(ax, labels, margin:float=.06):
+    "Drop contour labels whose centre lies within `margin` (axes fraction) of an edge, so none is clipped; the rest draw unclipped"
+    to_ax = ax.transData + ax.transAxes.inverted()
+    for t in labels:
+        x, y = to_ax.transform(t.get_position())
+        if min(x, y, 1 - x, 1 - y) < margin: t.remove()
+        else: t.set_clip_on(False)
+
 def plot_surface(surf:GMCSurface,           # the surface to draw
                  model:str|None=None,       # which model (default: the first)
                  method:str='SRCC',         # which correlation: 'PLCC', 'SRCC' or 'KRCC'
@@ -50,7 +81,7 @@ def plot_surface(surf:GMCSurface,           # the surface to draw
     im = ax.pcolormesh(surf.Q, surf.D, Z, shading='auto', cmap=cmap, vmin=vmin, vmax=vmax)
     if Z.count() > 4 and np.ptp(Z.compressed()) > 0:
         cs = ax.contour(surf.Q, surf.D, Z, levels=levels, colors='k', linewidths=.5)
-        ax.clabel(cs, fontsize=6, fmt='%.2f')
+        _edge_safe(ax, ax.clabel(cs, fontsize=6, fmt='%.2f', inline_spacing=2))
     if colorbar: ax.figure.colorbar(im, ax=ax, label=f'GMC-{method}')
     u = _units(surf, unit)
     ax.set_xlabel(mos_label(u, 'MOS level Q')); ax.set_ylabel(mos_label(u, '|ΔMOS| level'))

@@ -16,8 +16,8 @@ from .logistic import fit_logistic
 from ..gmc.surface import correlation_surface, N_GRID
 
 # %% auto #0
-__all__ = ['RESAMPLING', 'load_any', 'md_table', 'global_table', 'logistic_table', 'resampling_units', 'Comparison', 'compare',
-           'beyond_tables', 'Report', 'report']
+__all__ = ['RESAMPLING', 'load_any', 'md_table', 'std_note', 'global_table', 'logistic_table', 'resampling_units', 'Comparison',
+           'compare', 'beyond_tables', 'Report', 'report']
 
 # %% ../../nbs/25_report.ipynb #c005
 def load_any(spec:str,                # CSV path, or 'gmc:<dataset>' / 'qbench:<dataset>' / 'pyiqa:<dataset>'
@@ -45,6 +45,14 @@ def md_table(df:pd.DataFrame,  # the table (its index is not written; `reset_ind
     lines = ['| ' + ' | '.join(map(str, cols)) + ' |', '|' + '---|' * len(cols)]
     lines += ['| ' + ' | '.join(f(v) for v in row) + ' |' for row in df.itertuples(index=False)]
     return '\n'.join(lines)
+
+def std_note(std_source:str,   # `GMCInputs.std_source` (its provenance)
+             asked:bool=False   # the estimate was asked for (`--std-phi`) rather than forced by a missing std
+            )->str|None:
+    "The line saying the std was estimated from the MOS (stderr and summaries), or None when it was read"
+    if not str(std_source).startswith('Beta estimate'): return None
+    phi = str(std_source).partition('phi=')[2].rstrip(')') or '?'
+    return f"std: {'estimated from the MOS as --std-phi asks' if asked else 'not in the input; estimated from the MOS'} (Beta, phi={phi})"
 
 def global_table(gb,                 # a `GlobalBootstrap`
                  kind:str='bca',     # interval: 'percentile' or 'bca'
@@ -101,7 +109,8 @@ class Comparison(ItemAccess):
     level: float = .95                  # confidence level
     B: int = 0                          # bootstrap replicates of the global scores
     logistic: pd.DataFrame|None = None  # PLCC after the logistic mapping, when asked for
-    figure: Path|None = None            # the difference figure, when `out` was given
+    figure: Path|None = None            # the difference figure (its first format), when `out` was given
+    std_source: str = ''                # where the std of the difference surface came from (`GMCInputs.std_source`)
 
     def __repr__(self):
         g = self.global_.set_index('model')
@@ -127,7 +136,8 @@ def compare(data:IQAData,               # the data
             surface_B:int=20,            # bootstrap replicates of the difference surface
             out=None,                    # folder for the difference figure (None: no figure)
             progress:bool=True,          # show progress bars
-            logistic:int|None=None       # 4 or 5: add PLCC after the VQEG logistic mapping (no bootstrap)
+            logistic:int|None=None,      # 4 or 5: add PLCC after the VQEG logistic mapping (no bootstrap)
+            formats=('png',)             # formats of the figure (`gmc_nb.analysis.plots.check_formats`)
            )->Comparison:
     "Global table with CIs, pairwise verdicts, and the difference surface (with significance mask) of the first two models"
     level = check_level(level)
@@ -140,17 +150,16 @@ def compare(data:IQAData,               # the data
     verdicts = compare_models(gb, d.mos, P, pairs=[(d.models[0], m) for m in d.models[1:]], kind=kind, level=level,
                               clustered=groups is not None)
     A, Bm = d.models[:2]
-    sb = bootstrap_surface(d.gmc_inputs(), B=surface_B, seed=seed, n_grid=n_grid, methods=[method], models=[A, Bm],
+    inp = d.gmc_inputs()
+    sb = bootstrap_surface(inp, B=surface_B, seed=seed, n_grid=n_grid, methods=[method], models=[A, Bm],
                            groups=groups, progress=progress)
     res = Comparison(d, P.attrs['flipped'], glob, units, verdicts, sb.difference(A, Bm, method, level=level), kind, level, B,
-                     logistic_table(d, logistic) if logistic else None)
+                     logistic_table(d, logistic) if logistic else None, std_source=inp.std_source)
     if out is not None:
-        import matplotlib.pyplot as plt
-        from gmc_nb.analysis.plots import plot_difference
+        from gmc_nb.analysis.plots import plot_difference, save_figure
         out = Path(out); out.mkdir(parents=True, exist_ok=True)
         ax = plot_difference(res.difference, unit=d.scale)
-        res.figure = out / f'difference_{A}_vs_{Bm}_{method}.png'.replace('+', 'plus')
-        ax.figure.savefig(res.figure, dpi=150, bbox_inches='tight'); plt.close(ax.figure)
+        res.figure = save_figure(ax.figure, out / f'difference_{A}_vs_{Bm}_{method}.png'.replace('+', 'plus'), formats)[0]
     return res
 
 # %% ../../nbs/25_report.ipynb #4d259fd0
@@ -197,6 +206,7 @@ class Report(ItemAccess):
     table: pd.DataFrame      # one row per model: direction, global scores with intervals, GMC summaries
     files: list              # paths of the figures, summary.csv and summary.md
     seconds: float           # wall time
+    std_source: str = ''     # where the std came from (`GMCInputs.std_source`)
 
     def __repr__(self):
         return (f"Report: {len(self.table)} models, {len(self.files)} files in {self.files[-1].parent.name}/ ({self.seconds:.1f} s)\n"
@@ -214,12 +224,12 @@ def report(data:IQAData,             # the data
            surface_B:int=0,          # bootstrap replicates of the surfaces (0: no GMC intervals)
            methods=('PLCC', 'SRCC', 'KRCC'), # correlations
            progress:bool=True,       # show progress bars
-           beyond:bool=True          # also P.1401, Krasula, resolving power and subgroups where the data allows (`beyond_tables`)
+           beyond:bool=True,         # also P.1401, Krasula, resolving power and subgroups where the data allows (`beyond_tables`)
+           formats=('png',)          # figure formats (`gmc_nb.analysis.plots.check_formats`), PNGs at print resolution
           )->Report:
     "All figures (heat map per model and method, marginals, MOS histogram) and a summary table (CSV and Markdown)"
-    import matplotlib.pyplot as plt
-    from gmc_nb.analysis.plots import plot_surface, plot_marginals, plot_mos_hist
-    level = check_level(level)
+    from gmc_nb.analysis.plots import plot_surface, plot_marginals, plot_mos_hist, save_figure, check_formats
+    level, formats = check_level(level), check_formats(formats)
     groups, units = resampling_units(data, grouped)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     P = data.oriented()
@@ -244,13 +254,11 @@ def report(data:IQAData,             # the data
     if progress:
         from tqdm.auto import tqdm; it = tqdm(it, desc='figures', unit='fig')
     for mdl, k in it:
-        ax = plot_surface(surf, mdl, k, unit=data.scale)
-        f = out / f'surface_{mdl}_{k}.png'.replace('+', 'plus'); ax.figure.savefig(f, dpi=120, bbox_inches='tight'); plt.close(ax.figure); files.append(f)
+        files += save_figure(plot_surface(surf, mdl, k, unit=data.scale).figure, out / f'surface_{mdl}_{k}.png'.replace('+', 'plus'), formats)
     for k in methods:
         ax = plot_marginals({m: pd.DataFrame({'estimate': surf.marginal(m, k, 'Q')}) for m in data.models}, unit=data.scale, method=k)
-        f = out / f'marginal_Q_{k}.png'; ax.figure.savefig(f, dpi=120, bbox_inches='tight'); plt.close(ax.figure); files.append(f)
-    ax = plot_mos_hist(data.mos, inp.rho, unit=data.scale)
-    f = out / 'mos_histogram.png'; ax.figure.savefig(f, dpi=120, bbox_inches='tight'); plt.close(ax.figure); files.append(f)
+        files += save_figure(ax.figure, out / f'marginal_Q_{k}.png', formats)
+    files += save_figure(plot_mos_hist(data.mos, inp.rho, unit=data.scale).figure, out / 'mos_histogram.png', formats)
     table.to_csv(out / 'summary.csv', index=False)
     extra, skipped = beyond_tables(data, level, min(B, 200), seed) if beyond else ({}, [])
     for name, t in extra.items(): t.to_csv(out / name, index=False); files.append(out / name)
@@ -262,6 +270,7 @@ def report(data:IQAData,             # the data
           f"bootstrap replicates (seed {seed}) resampling {units}. "
           f"GMC-*: trapezoid mean of the {n_grid}×{n_grid} surface.",
           f"Negated (lower-is-better) models: {', '.join(flipped) if flipped else 'none'}.", '',
-          md_table(table), ''] + _beyond_md(extra, skipped) + ['## Figures', ''] + [f'![{p.stem}]({p.name})' for p in files if p.suffix == '.png']
+          *([std_note(inp.std_source), ''] if std_note(inp.std_source) else []),
+          md_table(table), ''] + _beyond_md(extra, skipped) + ['## Figures', ''] + [f'![{p.stem}]({p.name})' for p in files if p.suffix == '.' + formats[0]]
     (out / 'summary.md').write_text('\n'.join(md) + '\n', encoding='utf-8')
-    return Report(table, files + [out / 'summary.csv', out / 'summary.md'], time.time() - t0)
+    return Report(table, files + [out / 'summary.csv', out / 'summary.md'], time.time() - t0, inp.std_source)

@@ -11,9 +11,12 @@ from .modulator import pair_weights, mos_gaussian
 from .inputs import GMCInputs
 from .correlation import score_ranks, weighted_correlation, METHODS
 from .surface import global_correlations
+import base64, io, itertools
+from functools import lru_cache
 
 # %% auto #0
-__all__ = ['PointExplanation', 'explain_point', 'plot_explain', 'step_widget']
+__all__ = ['PointExplanation', 'explain_point', 'plot_explain', 'step_widget', 'fig_png', 'explain_point_frames',
+           'frame_explorer']
 
 # %% ../../nbs/19_explain.ipynb #c005
 @dataclass
@@ -105,13 +108,80 @@ def step_widget(inp:GMCInputs,       # validated inputs (`gmc_inputs`)
     q = W.FloatSlider(value=(lo + hi) / 2 if Q is None else Q, min=lo, max=hi, step=(hi - lo) / 100, description='MOS Q')
     d = W.FloatSlider(value=(hi - lo) / 10 if D is None else D, min=0, max=hi - lo, step=(hi - lo) / 100, description='|ΔMOS| D')
     m = W.Dropdown(options=list(inp.models), description='model')
+    for s in (q, d): s.continuous_update = False              # recompute on release, not on every key press
     out = W.Output()
+    point = lru_cache(maxsize=64)(lambda Q_, D_, m_: explain_point(inp, Q_, D_, m_))   # exact; revisits are free
     def show(*_):
         with out:
             out.clear_output(wait=True)
             try:
-                plot_explain(explain_point(inp, q.value, d.value, m.value), inp); plt.show()
+                plot_explain(point(q.value, d.value, m.value), inp); plt.show()
             except ValueError as err: print(err)
     for w_ in (q, d, m): w_.observe(show, names='value')
     show()
     return W.VBox([W.HBox([q, d, m]), out])
+
+# %% ../../nbs/19_explain.ipynb #fb8a7f60
+def fig_png(fig,        # a matplotlib Figure (closed afterwards)
+            dpi=60      # resolution of the PNG
+           )->bytes:
+    "The PNG bytes of `fig`, small enough to store in a notebook's widget state"
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi); plt.close(fig)
+    return buf.getvalue()
+
+def _message_png(text, figsize, dpi):
+    import matplotlib.pyplot as plt
+    fig = plt.figure(figsize=figsize); fig.text(.5, .5, text, ha='center', va='center', wrap=True)
+    return fig_png(fig, dpi)
+
+def explain_point_frames(inp:GMCInputs,      # validated inputs (`gmc_inputs`)
+                         Qs=None,            # MOS levels (default: `n` levels across the MOS range)
+                         Ds=None,            # |ΔMOS| levels (default: `n` levels from 5% to 50% of the range)
+                         model=0,            # model name or column index
+                         n:int=5,            # grid size per axis when `Qs`/`Ds` are not given
+                         dpi:int=45,         # resolution of each frame
+                         figsize=(8, 5.5)    # size of each frame in inches
+                        )->dict:
+    "PNG bytes of `plot_explain` at every (Q, D) of a grid, keyed by (Q, D) in grid order"
+    if int(n) < 1: raise ValueError(f"explain_point_frames: n must be >= 1, got n={n}")
+    lo, hi = float(inp.mos.min()), float(inp.mos.max())
+    Qs = np.round(np.linspace(lo, hi, n), 2) if Qs is None else Qs
+    Ds = np.round(np.linspace((hi - lo) / 20, (hi - lo) / 2, n), 2) if Ds is None else Ds
+    frames = {}
+    for Q, D in itertools.product(Qs, Ds):
+        try: frames[float(Q), float(D)] = fig_png(plot_explain(explain_point(inp, Q, D, model), inp, figsize=figsize), dpi)
+        except ValueError as err: frames[float(Q), float(D)] = _message_png(str(err), figsize, dpi)
+    return frames
+
+# %% ../../nbs/19_explain.ipynb #72341ca7
+def frame_explorer(frames:dict,        # {key tuple: PNG bytes}, every key of the same length
+                   axes:list,          # one slider label per position of the keys
+                   css:str='gmc-frames', # class of the box; sliders get `{css}-slider-{k}`, frames `{css}-frame`
+                   fmt:str='{}'       # format of a key value on its slider
+                  ):
+    "Sliders over the keys of `frames` that switch the shown PNG in the browser (nested `Stack`s, `jslink`)"
+    import ipywidgets as W
+    keys = list(frames)
+    if not keys: raise ValueError("frame_explorer: frames is empty")
+    if any(len(k) != len(axes) for k in keys):
+        raise ValueError(f"frame_explorer: axes={list(axes)} does not match the key length of frames")
+    vals = [list(dict.fromkeys(k[a] for k in keys)) for a in range(len(axes))]
+    sliders = [W.SelectionSlider(options=[(fmt.format(v), i) for i, v in enumerate(vs)], value=0, description=str(ax),
+                                 continuous_update=True, style=dict(description_width='initial'))
+               for ax, vs in zip(axes, vals)]
+    for k, s in enumerate(sliders): s.add_class(f'{css}-slider'); s.add_class(f'{css}-slider-{k}')
+    def leaf(key):
+        png = frames.get(key)
+        alt = ', '.join(f'{a} = {fmt.format(v)}' for a, v in zip(axes, key))
+        body = (f'<img class="{css}-img" alt="{alt}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+                if png is not None else f'<p>no frame for {alt}</p>')
+        h = W.HTML(body); h.add_class(f'{css}-frame'); return h
+    def build(prefix):
+        a = len(prefix)
+        if a == len(axes): return leaf(tuple(prefix))
+        st = W.Stack([build(prefix + [v]) for v in vals[a]], selected_index=0)
+        W.jslink((sliders[a], 'index'), (st, 'selected_index'))
+        return st
+    box = W.VBox([W.HBox(sliders), build([])]); box.add_class(css)
+    return box

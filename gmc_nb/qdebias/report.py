@@ -216,7 +216,7 @@ def debias_report(results,                   # results file (shards included) or
     if baseline in df and debiased in df:
         surf = gmc_compare(df, debiased, baseline, n_grid)
         summ = surf.summary(); save('gmc_summary', summ, index=False)
-        fig = plot_comparison(surf, debiased, baseline); fig.savefig(out / 'surfaces.png', dpi=80); plt.close(fig)
+        fig = plot_comparison(surf, debiased, baseline); fig.savefig(out / 'surfaces.png', dpi=200, bbox_inches='tight'); plt.close(fig)
         files['surfaces'] = out / 'surfaces.png'
     (out / 'report.md').write_text(_report_md(df, ev, errs, summ, cmp, debiased, baseline)); files['report'] = out / 'report.md'
     return DebiasReport(out, files, ev, summ, cmp)
