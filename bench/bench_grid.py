@@ -7,6 +7,7 @@ time, the bound and their ratio; the C kernel is timed at the same points for th
     python bench/bench_grid.py                # LIVEC 101x101x3: 1 and 7 models vs the C kernel; B = 200 bands
     python bench/bench_grid.py --pipal        # + PIPAL 101x101x3, 1 model
     python bench/bench_grid.py --only grid    # just the grids (or: boot)
+    python bench/bench_grid.py --clock cpu    # one thread, CPU seconds: ratios that hold on a loaded machine
 """
 import argparse, os, statistics, time
 
@@ -17,21 +18,23 @@ import pandas as pd
 def gemm_gflops(dtype, n=2048, repeat=3):
     "GFLOP/s of an n x n matrix product on all cores (median of `repeat`)"
     import torch
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.set_num_threads(CLOCK['workers'] or len(os.sched_getaffinity(0)))
     a, b = torch.rand(n, n, dtype=dtype), torch.rand(n, n, dtype=dtype)
     a @ b
     ts = []
     for _ in range(repeat):
-        t = time.perf_counter(); a @ b; ts.append(time.perf_counter() - t)
+        t = CLOCK['now'](); a @ b; ts.append(CLOCK['now']() - t)
     return 2 * n ** 3 / statistics.median(ts) / 1e9
 
+
+CLOCK = dict(now=time.perf_counter, workers=None)   # --clock cpu: process CPU time, one thread
 
 def timed(f, repeat):
     "Median seconds of `repeat` calls after one warm-up (repeat 1: the one call, no warm-up)"
     if repeat > 1: f()
     ts = []
     for _ in range(repeat):
-        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+        t = CLOCK['now'](); f(); ts.append(CLOCK['now']() - t)
     return statistics.median(ts)
 
 
@@ -42,12 +45,12 @@ def grid_case(name, inp, n_grid, rates, repeat, c_too=True, precision='double'):
     n, R = len(inp.mos), len(_sum_rows(len(inp.models), METHODS, 'a', True))
     flops = 2. * n * (n - 1) / 2 * R * n_grid * n_grid
     bound = flops / (rates[precision] * 1e9)
-    t = timed(lambda: correlation_surface(inp, n_grid=n_grid, precision=precision), repeat)
+    t = timed(lambda: correlation_surface(inp, n_grid=n_grid, precision=precision, workers=CLOCK['workers']), repeat)
     row = dict(case=name, n=n, R=R, precision=precision, grid_s=t, bound_s=bound, grid_over_bound=t / bound)
     if c_too:
         lo, hi = inp.mos.min(), inp.mos.max()
         qq, dd = np.meshgrid(np.linspace(lo, hi, n_grid), np.linspace(0, hi - lo, n_grid))
-        tc = timed(lambda: gmc_points(inp, Q=qq.ravel(), D=dd.ravel(), kernel='c'), 1)
+        tc = timed(lambda: gmc_points(inp, Q=qq.ravel(), D=dd.ravel(), kernel='c', workers=CLOCK['workers']), 1)
         row.update(c_kernel_s=tc, grid_speedup=tc / t)
     print(row, flush=True)
     return row
@@ -61,7 +64,7 @@ def boot_case(inp, B, rates, n_plain=10, n_grid=None):
     def bands(bs):
         for along in 'QD': bs.marginal_band(inp.models[0], 'SRCC', along)
     def run(b, batch):
-        bs = bootstrap_surface(inp, B=b, n_grid=N_GRID, methods='SRCC', batch=batch); bands(bs); return bs
+        bs = bootstrap_surface(inp, B=b, n_grid=N_GRID, methods='SRCC', batch=batch, workers=CLOCK['workers']); bands(bs); return bs
     run(2, True)                                                  # warm-up
     t = timed(lambda: run(B, True), 1)
     t_est = timed(lambda: run(1, True), 1)                        # the estimate and one replicate
@@ -74,7 +77,7 @@ def boot_case(inp, B, rates, n_plain=10, n_grid=None):
     def copies(b):                                                # bench_stats.py's plain rebuild: resampled copies, double
         i = np.repeat(np.arange(len(inp.mos)), Cs[b])
         dup = gmc_inputs(inp.mos[i], inp.preds[i], std=inp.std[i], rho=inp.rho[i], std_floor=1e-6)
-        gmc_grid(dup, Qs=ax, Ds=ax - ax[0], methods=['SRCC'])
+        gmc_grid(dup, Qs=ax, Ds=ax - ax[0], methods=['SRCC'], workers=CLOCK['workers'])
     per_copies = timed(lambda: [copies(b) for b in range(2)], 1) / 2
     n, R = len(inp.mos), len(_sum_rows(1, ['SRCC'], 'a', True))
     flops = 2. * n * (n - 1) / 2 * R * N_GRID * N_GRID            # per replicate, all pairs (the batch's products)
@@ -94,12 +97,15 @@ def main():
     p.add_argument('--repeat', type=int, default=3)
     p.add_argument('--B', type=int, default=200)
     p.add_argument('--boot-grid', type=int, default=None, help='grid points per axis of the bootstrap (default N_GRID = 41)')
+    p.add_argument('--clock', choices=['wall', 'cpu'], default='wall', help='cpu: one thread, timed in process CPU seconds')
     a = p.parse_args()
+    if a.clock == 'cpu': CLOCK.update(now=time.process_time, workers=1)
     from gmc_nb.data import shared_data_dir, read_floats
     from gmc_nb.gmc.inputs import gmc_inputs
     from gmc_nb.analysis.datasets import load_dataset
     import torch
     rates = dict(double=gemm_gflops(torch.float64), single=gemm_gflops(torch.float32))
+    print(f"clock: {a.clock}, threads: {CLOCK['workers'] or len(os.sched_getaffinity(0))}")
     print(f"measured: dgemm {rates['double']:.1f} GFLOP/s, sgemm {rates['single']:.1f} GFLOP/s", flush=True)
     d = load_dataset('gmc:livec'); pr = d.oriented()
     rows = []

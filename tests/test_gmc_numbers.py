@@ -282,6 +282,25 @@ def test_block_choice_gives_the_old_one_product_values():
     assert _grid_blocking(38, 101) == (1024, 1) and _grid_blocking(8, 41) == (1024, 3) and _grid_blocking(2, 41, device='cuda') == (2 ** 16, 2)
 
 
+def test_grouped_inplace_grid_gives_the_definitions_numbers():
+    "Issue 17: the grid's groups of pair terms (Eᵀ (M_g ⊗ F), added in place), any block and group size, both precisions"
+    from gmc_nb.gmc.engine_torch import _torch_grid_sums, _column_groups
+    from gmc_nb.gmc.correlation import _sum_rows, _coefficients
+    inp = gmc_inputs(ex.mos, ex[['uniform', 'coarse', 'blind_top']], std=ex['std'])
+    Qg, Dg = np.array([1.3, 2.5, 3.7, 4.4]), np.array([0., 0.4, 1.7])
+    for kendall in 'ab':
+        rows = _sum_rows(3, METHODS, kendall, True)
+        for precision, tol in (('double', 1e-11), ('single', 1e-5)):
+            for block, group in ((None, None), (37, 1), (101, 4), (5000, 7)):
+                S, _ = _torch_grid_sums(inp, Qg, Dg, rows, workers=2, block=block, precision=precision, group=group)
+                for (k, m), v in _coefficients(S, rows, 3, METHODS, kendall).items():
+                    ref = [[gmc_point(inp, q, d, k, m, kendall) for q in Qg] for d in Dg]
+                    np.testing.assert_allclose(v, ref, rtol=0, atol=tol, err_msg=f'{precision} {block} {group} {k} {m}')
+    assert _column_groups(38, 101) == (256, [5, 5, 5, 5, 5, 5, 4, 4])     # 256 × 5·101 doubles: 1 MB, one core's L2
+    assert _column_groups(8, 101, 'single') == (512, [4, 4]) and _column_groups(4, 41, group=3) == (256, [2, 2])
+    assert sum(_column_groups(38, 101, device='cuda')[1]) == 38
+
+
 def test_correlation_surface_passes_precision(monkeypatch):
     import gmc_nb.gmc.surface as surface
     seen = []

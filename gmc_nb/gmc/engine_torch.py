@@ -4,7 +4,7 @@
 
 # %% ../../nbs/15_engine_torch.ipynb #c004
 from __future__ import annotations
-import math, os
+import math, os, threading
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from .correlation import _PairTerm, _pair_features
@@ -62,12 +62,13 @@ class _Kernel:
         torch = self.torch
         f = self.f if f is None else f
         d = f[..., i] - f[..., j]                                           # (..., nf, C) differences
-        sg = torch.sign(d)
-        def term(r):
-            if r.term == _PairTerm.ONE: return torch.ones_like(d[..., 0, :])
-            if r.term == _PairTerm.DIFF_PRODUCT: return d[..., r.a, :] * d[..., r.b, :]
-            return sg[..., r.a, :] * sg[..., r.b, :]                        # _PairTerm.SIGN_PRODUCT
-        return torch.stack([term(r) for r in rows], -2)
+        a, b = (torch.tensor([getattr(r, c) for r in rows], device=self.device) for c in 'ab')
+        out = d[..., a, :] * d[..., b, :]                                   # every row as _PairTerm.DIFF_PRODUCT, in one product
+        for term, fill in ((_PairTerm.SIGN_PRODUCT, lambda k: torch.sign(d[..., a[k], :]) * torch.sign(d[..., b[k], :])),
+                           (_PairTerm.ONE, lambda k: 1.)):
+            k = [n for n, r in enumerate(rows) if r.term == term]
+            if k: out[..., k, :] = fill(torch.tensor(k, device=self.device))
+        return out
 
     def log_features(self, i, j):
         "Per-pair coefficients (6, C) of log w in the basis (1, Q, Q², D, D², shift), scaled coordinates"
@@ -82,15 +83,16 @@ class _Kernel:
         return self.c[:, 0][None] + self.c[:, 1][None] * Qs[:, None] + self.c[:, 2][None] * Qs[:, None] ** 2
 
 # %% ../../nbs/15_engine_torch.ipynb #b30f3abc
-def _run_blocks(kern, block, fn, nout, workers, progress, desc):
-    "Sum `fn(i, j)` over all pair blocks, in `workers` threads; returns the float64 total"
+def _run_blocks(kern, block, fn, nout, workers, progress, desc, inplace=False):
+    "Sum `fn(i, j)` over all pair blocks, in `workers` threads (`inplace`: `fn(i, j, acc)` adds into acc); the float64 total"
     torch = kern.torch
     blocks = [(k0, min(kern.npairs, k0 + block)) for k0 in range(0, kern.npairs, block)]
     def work(chunk):
         acc = torch.zeros(nout, dtype=torch.float64, device=kern.device)
         for k0, k1 in chunk:
             i, j = _pair_block(kern.starts, kern.n, k0, k1, torch, kern.device)
-            acc += fn(i, j).reshape(-1)
+            if inplace: fn(i, j, acc)
+            else: acc += fn(i, j).reshape(-1)
         return acc
     bar = None
     if progress:
@@ -162,6 +164,50 @@ def _double_block_sums(F, E, MT, group=None):
         out[r0 * nD:(r0 + g) * nD] = EM.T @ F
     return out
 
+# %% ../../nbs/15_engine_torch.ipynb #3ad0098a
+class _Scratch(threading.local):
+    "Scratch tensors of one thread, reused from block to block (a fresh 1 MB tensor per product costs its page faults)"
+    def get(self, torch, n, dtype, device, tag=''):
+        d = self.__dict__.setdefault('t', {})
+        if d.get((tag, dtype)) is None or d[tag, dtype].numel() < n: d[tag, dtype] = torch.empty(n, dtype=dtype, device=device)
+        return d[tag, dtype][:n]
+
+def _column_groups(R,                   # pair terms (rows of sums) of the call
+                   nQ,                  # Q levels of the grid
+                   precision='double',  # 'double' or 'single': the width of a product's numbers
+                   device='cpu',        # where the products run
+                   block=None,          # pairs per block; None: 256 (double) or 512 (single) on the CPU, 2**14 on a GPU
+                   group=None           # most pair terms per product; None: as many as the product budget holds
+                  )->tuple:
+    "(pairs per block, group sizes): each product's right factor `block × g·nQ` within the budget, groups as equal as can be"
+    block = int(block or ((256 if precision == 'double' else 512) if device == 'cpu' else 2 ** 14))
+    budget = _PRODUCT_BYTES if device == 'cpu' else _PRODUCT_BYTES_GPU
+    gmax = int(max(1, min(R, group or budget // (block * nQ * (8 if precision == 'double' else 4)))))
+    G = -(-R // gmax)
+    return block, [R // G + (k < R % G) for k in range(G)]
+
+def _accumulate_block(acc, F, E, MT, sizes, scratch, torch, scale=None):
+    """acc (flat, group after group laid out (nD, g·nQ)) += Eᵀ (MT_g ⊗ F) for each group g of pair terms: the right
+    factor (C, g·nQ) built in a reused buffer, the product added in place; `scale` (nD, nQ): factors of a float32 block"""
+    C, nQ, nD = F.shape[0], F.shape[1], E.shape[1]
+    r0 = o = 0
+    for g in sizes:
+        X = scratch.get(torch, C * g * nQ, F.dtype, F.device, 'X').view(C, g, nQ)
+        torch.mul(MT[r0:r0 + g].T[:, :, None], F[:, None, :], out=X)
+        a = acc[o:o + nD * g * nQ].view(nD, g * nQ)
+        if scale is None: a.addmm_(E.T, X.view(C, g * nQ))
+        else:
+            Y = scratch.get(torch, nD * g * nQ, F.dtype, F.device, 'Y').view(nD, g * nQ)
+            torch.mm(E.T, X.view(C, g * nQ), out=Y)
+            a.view(nD, g, nQ).addcmul_(Y.view(nD, g, nQ), scale[:, None, :])       # float32 products, double sums
+        r0 += g; o += nD * g * nQ
+
+def _groups_to_cells(S, sizes, nD, nQ)->np.ndarray:
+    "The flat sums of `_accumulate_block` as (nD, nQ, R)"
+    parts, o = [], 0
+    for g in sizes: parts.append(S[o:o + nD * g * nQ].reshape(nD, g, nQ)); o += nD * g * nQ
+    return np.moveaxis(np.concatenate(parts, 1), 1, -1)
+
 # %% ../../nbs/15_engine_torch.ipynb #9269b35f
 def _single_scaled(F, E, torch):
     """F and E of a block in float32, each Q column of F and D row of E divided by its largest value in the
@@ -174,15 +220,6 @@ def _single_scaled(F, E, torch):
     live = (ed[:, None] > 0) & (fq[None, :] > 0)
     if (live & (lb < 1e-25)).any(): return None
     return Fn.to(torch.float32), En.to(torch.float32), fq1, ed1
-
-def _single_block_sums(F, E, MT, torch, group=None):
-    "`_double_block_sums` in float32 on the scaled factors of `_single_scaled` (None: do the block in double)"
-    sc = _single_scaled(F, E, torch)
-    if sc is None: return None
-    Fn, En, fq1, ed1 = sc
-    R, nD, nQ = MT.shape[0], E.shape[1], F.shape[1]
-    out = _double_block_sums(Fn, En, MT.to(torch.float32), group).double().reshape(R, nD, nQ)
-    return (out * ed1[None, :, None] * fq1[None, None, :]).reshape(R * nD, nQ)
 
 # %% ../../nbs/15_engine_torch.ipynb #fe28b22f
 def _torch_grid_sums(inp, Qg, Dg, rows, device='cpu', workers=1, block=None, precision='double', progress=False,
@@ -199,36 +236,48 @@ def _torch_grid_sums(inp, Qg, Dg, rows, device='cpu', workers=1, block=None, pre
     nQ, nD, R, B = len(Qg), len(Dg), len(rows), 1 if weights is None else len(weights)
     dense = weights is not None and nD * nQ <= _DENSE_CELLS                # small grid: all replicates in one product
     if weights is not None and block is None and device == 'cpu': block = 1024 if dense else _REPLICATE_BLOCK
-    if group is None:
+    if weights is None: block, sizes = _column_groups(R, nQ, precision, device, block, group)
+    elif group is None:
         block, _ = _grid_blocking(R, nD, precision, device, block)
-        group = _grid_blocking(R, nD, precision, device, block if weights is None else int(block * 0.4) + 1)[1]   # a replicate keeps ~40 % of a block
+        group = _grid_blocking(R, nD, precision, device, int(block * 0.4) + 1)[1]   # a replicate keeps ~40 % of a block
     else: block = block or 2048
+    scratch = _Scratch()
     if weights is not None:
         Wt, ft = (torch.tensor(np.asarray(a, dtype=np.float64), device=device) for a in (weights, features))
         with np.errstate(divide='ignore'): lw = torch.log(Wt)
         colb = torch.stack([(L + lw[b][None]).max(1).values for b in range(B)])   # (B, nQ): each replicate's own column max
     u, s2 = kern.u, kern.s2
-    def sums(F, E, MT):
-        out = _single_block_sums(F, E, MT, torch, group) if precision == 'single' else None
-        return _double_block_sums(F, E, MT, group) if out is None else out
-    def fn(i, j):
-        F = U[i] * U[j]                                                   # (C, nQ), double
+    def one(i, j, acc):                                                   # no replicates: sums added in place
+        F, E, MT = factors(i, j), pair_E(i, j), kern.pair_terms(i, j, rows)
+        sc = _single_scaled(F, E, torch) if precision == 'single' else None
+        if sc is None: _accumulate_block(acc, F, E, MT, sizes, scratch, torch)
+        else: _accumulate_block(acc, sc[0], sc[1], MT.to(torch.float32), sizes, scratch, torch, sc[3][:, None] * sc[2][None, :])
+    factors = lambda i, j: U[i] * U[j]                                    # (C, nQ), double
+    def pair_E(i, j):
         A = (u[i] - u[j]).abs(); V = s2[i] + s2[j]
-        E = ((Dt[None, :] - A[:, None]) ** 2 * (-0.5 / V[:, None])).exp_()  # (C, nD), double
-        if weights is None: return sums(F, E, kern.pair_terms(i, j, rows))  # (R, C) pair terms
+        return ((Dt[None, :] - A[:, None]) ** 2 * (-0.5 / V[:, None])).exp_()   # (C, nD), double
+    if weights is None:
+        S = _run_blocks(kern, block, one, R * nD * nQ, workers, progress, 'GMC grid', inplace=True)
+        return _groups_to_cells(S, sizes, nD, nQ), 2 * colmax.cpu().numpy()
+    def fn(i, j, acc):                                                    # replicates: sums added in place
+        F, E = factors(i, j), pair_E(i, j)
         ww = Wt[:, i] * Wt[:, j]                                          # (B, C) replicate pair weights
         MT = kern.pair_terms(i, j, rows, ft) * ww[:, None, :]             # (B, R, C)
         sc = _single_scaled(F, E, torch) if precision == 'single' else None   # the block's float32 factors, shared
         Fx, Ex = (F, E) if sc is None else sc[:2]
-        if dense: out = (MT.reshape(B * R, -1).to(Fx.dtype) @ (Ex[:, :, None] * Fx[:, None, :]).reshape(len(F), nD * nQ)).double()
+        C, a = len(F), acc.view(B * R, nD * nQ)
+        if dense:                                                         # (B·R × C) @ (C × cells), the block's E ⊗ F in a reused buffer
+            K = scratch.get(torch, C * nD * nQ, Fx.dtype, Fx.device, 'K').view(C, nD, nQ)
+            torch.mul(Ex[:, :, None], Fx[:, None, :], out=K)
+            if sc is None: return a.addmm_(MT.reshape(B * R, C), K.view(C, nD * nQ))
+            out = torch.mm(MT.reshape(B * R, C).to(Fx.dtype), K.view(C, nD * nQ), out=scratch.get(torch, B * R * nD * nQ, Fx.dtype, Fx.device, 'Y').view(B * R, -1))
         else:
             out = F.new_zeros(B, R * nD, nQ)
             for b, k in enumerate(_kept_pairs(ww, torch)):                # each replicate: only its pairs
                 if len(k): out[b] = _double_block_sums(Fx[k], Ex[k], MT[b][:, k].to(Fx.dtype), group)
-        if sc is None: return out
-        return (out.view(B, R, nD, nQ) * sc[3][None, None, :, None] * sc[2][None, None, None, :]).view(B, R * nD, nQ)
-    S = _run_blocks(kern, block, fn, B * R * nD * nQ, workers, progress, 'GMC grid')
-    if weights is None: return np.moveaxis(S.reshape(R, nD, nQ), 0, -1), 2 * colmax.cpu().numpy()
+            if sc is None: return a.add_(out.view(B * R, -1))
+        a.view(B * R, nD, nQ).addcmul_(out.view(B * R, nD, nQ), sc[3][:, None] * sc[2][None, :])
+    S = _run_blocks(kern, block, fn, B * R * nD * nQ, workers, progress, 'GMC grid', inplace=True)
     scale = torch.exp(2 * (colmax[None] - colb)).cpu().numpy()            # to each replicate's own divisor
     S = S.reshape(B, R, nD, nQ) * scale[:, None, None, :]
     return np.moveaxis(S, 1, -1), 2 * colb.cpu().numpy()
