@@ -308,6 +308,8 @@ def test_merge_refuses_mismatched_shards(two_shards, tmp_path, capsys):
     from gmc_nb.cli import main
     ok = merge_shards(_copy_shards(two_shards, tmp_path / 'ok'))
     assert len(ok) == 14 and ok.attrs['meta']['world_size'] == 1 and ok.attrs['meta']['incomplete'] == []
+    sessions = ok.attrs['meta']['shard_sessions']   # each shard's device, batching and batch check survive the merge
+    assert [x['rank'] for x in sessions] == [0, 1] and all(x['batch_size'] == 32 and x['determinism']['within'] for x in sessions)
     for field, value in [('seed', 5), ('temperature', 100.), ('model_fingerprint', 'folder:0'), ('mos_sha256', '0')]:
         out = _copy_shards(two_shards, tmp_path / field)
         _edit_meta(out.with_name('res.rank1-of-2.jsonl'), **{field: value})
@@ -481,3 +483,83 @@ def test_prepare_applies_exif_orientation(tiny_paths, tmp_path):
 def test_debias_module_pyflakes_clean():
     r = subprocess.run([sys.executable, '-m', 'pyflakes', *map(str, Path(run_module.__file__).parent.glob('*.py'))], capture_output=True, text=True)
     assert r.returncode == 0 and not r.stdout.strip(), r.stdout
+
+
+# ---------------------------------------------------------------- issue 16: the determinism record
+def test_determinism_record(dataset, tiny_paths, tmp_path):
+    from gmc_nb.qdebias.lmm import answer_token_ids, render_prompt
+    from gmc_nb.qdebias.prompts import get_prompt
+    import hashlib
+    img_dir, mos = _small(dataset, tmp_path)
+    lmm = load_model(tiny_paths['llava'])
+    out = tmp_path / 'd.jsonl'
+    info = run_debias(lmm, img_dir, mos, out, progress=False, batch_images=2, batch_size=5)
+    meta = ResultStore(out).read_meta()
+    assert (meta['dtype'], meta['device'], meta['batch_size'], meta['batch_images']) == ('float32', 'cpu', 5, 2)
+    names = ['qdebias_quality', 'qdebias_similarity', 'qbench']
+    assert sorted(meta['prompt_sha256']) == sorted(names)
+    for n in names:
+        assert meta['prompt_sha256'][n] == hashlib.sha256(render_prompt(lmm.processor, n).encode()).hexdigest()
+        p = get_prompt(n)
+        spelled = p.answer_spellings() if hasattr(p, 'answer_spellings') else p.answers
+        assert meta['answer_token_ids'][n] == dict(zip(p.answers, answer_token_ids(lmm.tokenizer, spelled)))
+    det = meta['determinism']
+    assert det == info.determinism and det['within'] is True and det['max_abs_dlogit'] <= 1e-4
+    assert (det['batch'], det['dtype'], det['device'], det['request']) == (5, 'float32', 'cpu', 'qdebias_quality zoom_blur_3')
+    assert det['image_id'] == 'astronaut.png' and det['tolerance'] == pytest.approx(1e-4, abs=1e-5)
+    assert 'batch check (float32 on cpu)' in repr(info) and 'within the tolerance' in repr(info)
+
+
+def test_determinism_in_bfloat16(dataset, tiny_paths, tmp_path):
+    img_dir, mos = _small(dataset, tmp_path, names=('astronaut.png',))
+    lmm = load_model(tiny_paths['idefics3'], dtype='bfloat16')
+    out = tmp_path / 'bf.jsonl'
+    run_debias(lmm, img_dir, mos, out, progress=False, batch_size=4)
+    meta = ResultStore(out).read_meta()
+    det = meta['determinism']
+    assert meta['dtype'] == det['dtype'] == 'bfloat16' and det['batch'] == 4
+    assert det['tolerance'] >= 1e-4 + 2 * 2 ** -7 and math.isfinite(det['max_abs_dlogit']) and det['within'] is True
+
+
+def test_determinism_warning(dataset, tiny_paths, tmp_path, monkeypatch, capsys):
+    img_dir, mos = _small(dataset, tmp_path)
+    orig = run_module.score_requests
+    def moved(*a, **k):    # as if a batch of one gave other logits than the batch
+        df = orig(*a, **k); df['logit_Good'] += 0.5; return df
+    monkeypatch.setattr(run_module, 'score_requests', moved)
+    out = tmp_path / 'w.jsonl'
+    info = run_debias(tiny_paths['llava'], img_dir, mos, out, progress=False)
+    err = capsys.readouterr().err
+    assert 'warning: batch check (float32 on cpu)' in err and 'OVER the tolerance' in err and 'w.jsonl.meta.json' in err, err
+    det = ResultStore(out).read_meta()['determinism']
+    assert det['within'] is False and det['max_abs_dlogit'] == pytest.approx(.5, abs=1e-4)
+    assert info['new_ok'] == 2            # the records are written all the same
+    # a check that cannot run is recorded and said, the run goes on
+    monkeypatch.setattr(run_module, 'score_requests', lambda *a, **k: 1 / 0)
+    run_debias(tiny_paths['llava'], img_dir, mos, tmp_path / 'z.jsonl', progress=False)
+    assert ResultStore(tmp_path / 'z.jsonl').read_meta()['determinism']['error'].startswith('ZeroDivisionError')
+    assert 'warning: batch check failed: ZeroDivisionError' in capsys.readouterr().err
+
+
+def test_resume_records_session_and_old_meta_still_loads(dataset, tiny_paths, tmp_path):
+    img_dir, mos = _small(dataset, tmp_path)
+    out = tmp_path / 'r.jsonl'
+    run = lambda **kw: run_debias(tiny_paths['llava'], img_dir, mos, out, progress=False, **kw)
+    run(limit=1, batch_size=7)
+    st = ResultStore(out)
+    first = st.read_meta()
+    assert first['determinism']['batch'] == 7
+    run(resume=True, batch_size=3, limit=1)            # another batch size: recorded, not refused
+    m = st.read_meta()
+    assert m['determinism'] == first['determinism'] and m['batch_size'] == 7
+    assert len(m['resumes']) == 1 and m['resumes'][0]['batch_size'] == 3 and m['resumes'][0]['determinism']['batch'] == 3
+    # a meta written before these fields existed still resumes and loads
+    new = ('device', 'batch_size', 'batch_images', 'launcher', 'prompt_sha256', 'answer_token_ids', 'determinism', 'resumes')
+    st.write_meta({k: v for k, v in m.items() if k not in new})
+    info = run(resume=True)
+    assert info['skipped'] == 2 and info['new_ok'] + info['new_errors'] == 1
+    assert len(load_results(out)) == 3 and len(st.read_meta()['resumes']) == 1
+    # a stored prompt rendering that differs (another chat template) is refused by name
+    m = st.read_meta(); m['prompt_sha256'] = dict(m['resumes'][0]['prompt_sha256'], qbench='0' * 64); st.write_meta(m)
+    with pytest.raises(ValueError, match=r"settings differ from the stored run \(r.jsonl.meta.json\): prompt_sha256: stored"):
+        run(resume=True)

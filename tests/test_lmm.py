@@ -59,6 +59,8 @@ def test_expected_score_qalign():
 def test_registry_wording():
     P = PROMPTS
     assert P['qbench'].text == 'Rate the quality of the image.' and P['qbench'].answers == ('good', 'poor')
+    assert P['qbench'].prefix == P['qalign'].prefix == 'The quality of the image is'   # anchors §1.1, §2: no trailing space
+    assert P['qdebias_quality'].prefix == P['qdebias_similarity'].prefix == ''       # QDEBIAS §3.2: dropped by the processor
     assert P['qalign'].answers == ('excellent', 'good', 'fair', 'poor', 'bad')
     assert P['qalign'].weights == (1., .75, .5, .25, 0.)
     assert P['qdebias_quality'].text == (' The visual quality of the first image is poor. '
@@ -101,13 +103,36 @@ def test_quiet_transformers_restores_settings():
 @pytest.mark.parametrize('arch', TINY_ARCHS)
 def test_rendered_prompts(lmms, arch):
     proc = lmms[arch].processor
+    join = {'llava': '', 'idefics3': ' '}[arch]   # after 'assistant\n' directly, after 'Assistant:' one space
     for name in TEMPLATES:
         p = get_prompt(name)
         s = render_prompt(proc, name)
-        assert s.endswith(p.text + ENDINGS[arch]), (name, s)  # generation prompt open, no assistant prefix
+        tail = join + p.prefix if p.prefix else ''
+        assert s.endswith(p.text + ENDINGS[arch] + tail), (name, s)  # generation prompt open, then the prefix
         assert s.count('<image>') == p.n_images
         assert s.index('<image>') < s.index(p.text)            # images first, in order
-    assert not render_prompt(proc, 'qbench').endswith('The quality of the image is')
+    assert render_prompt(proc, 'qbench').endswith(ENDINGS[arch] + join + 'The quality of the image is')
+    assert render_prompt(proc, 'qdebias_quality').endswith(ENDINGS[arch])   # Q-Debias: no prefix
+
+
+@pytest.mark.parametrize('arch', TINY_ARCHS)
+def test_prefix_logits_are_read_after_the_prefix(lmms, arch):
+    "score_requests' qbench logits are the next-token logits of a hand-built '... The quality of the image is' string, at ' good'/' poor'."
+    from gmc_nb.qdebias.lmm import first_token_logits
+    m, ims = lmms[arch], _images(3, seed=8)
+    ph = {'llava': '<|im_start|>user\n<image>Rate the quality of the image.<|im_end|>\n<|im_start|>assistant\n'
+                   'The quality of the image is',
+          'idefics3': '<|im_start|>User:<image>Rate the quality of the image.<end_of_utterance>\nAssistant: The quality of the image is'}[arch]
+    assert render_prompt(m.processor, 'qbench') == ph
+    ids = [m.tokenizer.convert_tokens_to_ids(t) for t in ('\u0120good', '\u0120poor')]
+    assert answer_token_ids(m.tokenizer, get_prompt('qbench')) == ids
+    ref = first_token_logits(m, [ph] * 3, [[im] for im in ims], ids)
+    got = score_requests(m, [('qbench', im) for im in ims], batch_size=3)
+    np.testing.assert_allclose(got[['logit_good', 'logit_poor']].to_numpy(), ref, atol=1e-5, rtol=0)
+    # and they differ from the logits without the prefix (the prefix tokens are really in the sequence)
+    bare = first_token_logits(m, [ph[:-len(' The quality of the image is') if arch == 'idefics3' else -len('The quality of the image is')]] * 3,
+                              [[im] for im in ims], ids)
+    assert np.abs(bare - ref).max() > 1e-3
 
 
 # ---------------------------------------------------------------- answer tokens
@@ -115,13 +140,14 @@ def test_rendered_prompts(lmms, arch):
 def test_answer_token_lookup(lmms, arch):
     tok = lmms[arch].tokenizer
     for name in TEMPLATES:
-        words = get_prompt(name).answers
+        words = get_prompt(name).answer_spellings()   # ' good' after the Q-Bench/Q-Align prefix, 'Good' for Q-Debias
         ids = answer_token_ids(tok, words)
-        assert tok.convert_ids_to_tokens(ids) == list(words)
+        assert tok.convert_ids_to_tokens(ids) == [w.replace(' ', '\u0120') for w in words]
+        assert answer_token_ids(tok, get_prompt(name)) == ids
     assert tok.convert_ids_to_tokens(answer_token_ids(lmms[arch].processor, [' poor'])) == ['Ġpoor']
-    with pytest.raises(ValueError) as e: answer_token_ids(tok, ['good', ' good', 'superb'])
+    with pytest.raises(ValueError) as e: answer_token_ids(tok, ['good', ' Rate', 'superb'])
     msg = str(e.value)
-    assert "' good' -> ['Ġ', 'good'] (2 tokens)" in msg and "single-token variants: 'good'" in msg
+    assert "' Rate' -> ['Ġ', 'Rate'] (2 tokens)" in msg and "single-token variants: 'Rate'" in msg
     assert "'superb'" in msg and 'none' in msg and "'good' ->" not in msg
 
 
@@ -243,7 +269,7 @@ def test_bench_real_config_constructs():
     r = subprocess.run([sys.executable, str(ROOT / 'bench' / 'bench_lmm.py'), '--config', 'real', '--dry-run'],
                        capture_output=True, text=True, cwd=ROOT, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert 'B parameters' in r.stdout and '746 tokens' in r.stdout
+    assert 'B parameters' in r.stdout and '752 tokens' in r.stdout   # 746 + the 6 tokens of the qbench assistant prefix
 
 
 

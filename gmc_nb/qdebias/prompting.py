@@ -15,7 +15,7 @@ from .degrade import degrade, DEGRADATIONS, QDEBIAS
 from .distortions import image_seed
 from ..images import as_rgb8, model_view
 from .prompts import get_prompt
-from .lmm import score_requests
+from .reuse import score_requests_reused, resolve_reuse
 from .scoring import two_way_softmax
 
 # %% ../../nbs/37_prompting.ipynb #c006
@@ -117,6 +117,7 @@ def prompt_logits(lmm,                 # a `gmc_nb.qdebias.lmm.LMM`
                   batch_size:int=16,   # requests per forward pass
                   base_seed:int=0,     # the run's seed for the degradations
                   views:Sequence|None=None, # precomputed degraded copies per image (skips degrading)
+                  reuse='auto',        # savings of `44_reuse` (each image encoded once, a shared prefix): 'auto', 'images', 'prefix', both, or () for plain batching
                  ) -> pd.DataFrame:
     "One row per image: `id` and every logit column of `logit_columns`."
     degs = check_degradations(degradations)
@@ -131,7 +132,7 @@ def prompt_logits(lmm,                 # a `gmc_nb.qdebias.lmm.LMM`
     cols = logit_columns(degs, semantic, baseline)
     out = pd.DataFrame(np.nan, index=range(len(images)), columns=cols)
     if reqs:
-        df = score_requests(lmm, reqs, batch_size=batch_size)
+        df = score_requests_reused(lmm, reqs, batch_size=batch_size, reuse=resolve_reuse(lmm, reuse))
         for row, key, j in zip(df.itertuples(index=False), keys, owner):
             names, words = _key_columns(key)
             for c, w in zip(names, words): out.at[j, c] = getattr(row, f'logit_{w}')

@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['RunOptions', 'run_table', 'run_settings', 'resume_check', 'ShardWork', 'shard_work', 'prepare_image', 'score_batch',
-           'RunSummary', 'load_for_run', 'run_debias', 'load_results', 'merge_shards']
+           'batch_check', 'RunSummary', 'load_for_run', 'run_debias', 'load_results', 'merge_shards']
 
 # %% ../../nbs/41_run.ipynb #c004
-import math, os, socket, time
+import math, os, socket, sys, time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +17,13 @@ import pandas as pd
 
 from ..data import check_device
 from ..images import model_view
-from .prompting import check_degradations, degraded_views, prompt_logits
+from .prompting import QUALITY, check_degradations, degradation_tags, degraded_views, prompt_logits
+from .reuse import check_reuse, resolve_reuse
+from .prompts import get_prompt
+from .lmm import score_requests
 from .aggregate import score_variants
-from .store import (ResultStore, _model_identity, _prompts, check_same_run, dist_env, load_results, merge_shards,
-                                  shard_path, shard_rows, table_sha256)
+from .store import (PROMPT_FIELDS, SESSION_FIELDS, ResultStore, _model_identity, _prompts, check_same_run, dist_info,
+                                  load_results, logit_tolerance, merge_shards, prompt_record, shard_path, shard_rows, table_sha256)
 from .table import read_mos_table
 _all_ = ['load_results', 'merge_shards']   # defined with the store, re-exported: a run's results are read from here too
 
@@ -48,9 +51,12 @@ class RunOptions:
     workers: int = 2               # threads preparing the next batch (0: inline)
     rank: int|None = None          # this shard; None: $RANK (0)
     world_size: int|None = None    # shards in all; None: $WORLD_SIZE (1)
+    reuse: tuple|str = 'auto'      # savings of `44_reuse`: 'auto' (on models of >= 10 M parameters), 'images', 'prefix', both, or () for plain batching
+    launcher: str = field(default='', init=False)  # where rank and world_size came from (set on creation; see `dist_info`)
 
     def __post_init__(self):
         self.degradations = check_degradations(self.degradations)
+        if not (isinstance(self.reuse, str) and self.reuse == 'auto'): self.reuse = check_reuse(self.reuse)
         for name, flag, lo, none_ok in [('batch_images', '--batch-images', 1, False), ('batch_size', '--batch-size', 1, False),
                                         ('max_side', '--max-side', 8, True), ('limit', '--limit', 0, True),
                                         ('workers', '--workers', 0, False), ('seed', '--seed', None, False)]:
@@ -59,7 +65,9 @@ class RunOptions:
         if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)) or not math.isfinite(t) or t <= 0:
             raise ValueError(f"temperature (--temperature): must be a finite number > 0, got {t!r}")
         self.temperature, self.semantic, self.baseline = float(t), bool(self.semantic), bool(self.baseline)
-        env_rank, env_world, _ = dist_env()
+        env = dist_info()
+        env_rank, env_world = env['rank'], env['world_size']
+        self.launcher = 'arguments' if self.rank is not None and self.world_size is not None else env['launcher']
         self.world_size = _int_opt('world_size', 'WORLD_SIZE', env_world if self.world_size is None else self.world_size, 1)
         self.rank = _int_opt('rank', 'RANK', env_rank if self.rank is None else self.rank, 0)
         if self.rank >= self.world_size:
@@ -101,13 +109,14 @@ def run_settings(model,                # model folder / hub id, or a loaded `LMM
                  table:pd.DataFrame,   # from `run_table`
                  opt:RunOptions,       # the checked options
                 ) -> dict:
-    "The run's identity before the model is loaded: model fingerprint, MOS table hash, settings, prompts, version, shard."
+    "The run's identity before the model is loaded (model fingerprint, MOS table hash, settings, prompts, version, shard), and this call's batching."
     from gmc_nb.qdebias.lmm import LMM
     meta = {} if isinstance(model, LMM) else _model_identity(model)
     meta.update(mos_sha256=table_sha256(table), n_table=len(table), degradations=[list(d) for d in opt.degradations],
                 semantic=opt.semantic, baseline=opt.baseline, seed=opt.seed, temperature=opt.temperature,
                 prompts=_prompts(opt.semantic, opt.baseline), max_side=opt.max_side, version=_version(),
-                world_size=opt.world_size, rank=opt.rank)
+                world_size=opt.world_size, rank=opt.rank, batch_size=opt.batch_size, batch_images=opt.batch_images, launcher=opt.launcher,
+                reuse=opt.reuse if isinstance(opt.reuse, str) else list(opt.reuse))
     return meta
 
 def resume_check(store:ResultStore,  # this shard's store, its lock held
@@ -191,6 +200,7 @@ def _ok_record(item, L, S, j):
 def score_batch(lmm,             # a loaded `gmc_nb.qdebias.lmm.LMM`
                 items:list,      # `_prepared` rows of one batch
                 opt:RunOptions,  # prompts, degradations, temperature, batch_size, seed
+                passes:list|None=None, # if a list: the item positions of each group scored together are appended
                ) -> list:
     "One record per item, in order: scored together; a failing batch is retried image by image (then a transient error)."
     recs = [it.get('record') for it in items]
@@ -200,7 +210,7 @@ def score_batch(lmm,             # a loaded `gmc_nb.qdebias.lmm.LMM`
         g = groups.pop(0)
         try:
             L = prompt_logits(lmm, [items[k]['query'] for k in g], [items[k]['base']['image_id'] for k in g], opt.degradations,
-                              opt.semantic, opt.baseline, opt.batch_size, opt.seed, views=[items[k]['views'] for k in g])
+                              opt.semantic, opt.baseline, opt.batch_size, opt.seed, views=[items[k]['views'] for k in g], reuse=opt.reuse)
             S = score_variants(L, opt.degradations, opt.temperature)
         except (KeyboardInterrupt, SystemExit): raise
         except Exception as e:
@@ -208,7 +218,47 @@ def score_batch(lmm,             # a loaded `gmc_nb.qdebias.lmm.LMM`
             recs[g[0]] = dict(items[g[0]]['base'], status='error', error=f'scoring failed: {type(e).__name__}: {e}', transient=True)
             continue
         for j, k in enumerate(g): recs[k] = _ok_record(items[k], L, S, j)
+        if passes is not None: passes.append(list(g))
     return recs
+
+# %% ../../nbs/41_run.ipynb #c020i
+def batch_check(lmm,             # the loaded model
+                item:dict,       # a `_prepared` row scored in a batch
+                record:dict,     # its record, holding the batched logits
+                n_batch:int,     # requests in the forward pass that held its first request
+                opt:RunOptions,  # degradations: the first one is the request checked
+               ) -> dict:
+    "Score the item's first request (quality prompt, first degraded copy) alone and compare its logits with the batched ones."
+    tag, words = degradation_tags(opt.degradations)[0], get_prompt(QUALITY).answers
+    alone = score_requests(lmm, [(QUALITY, [item['views'][0], item['query']])], batch_size=1)
+    a = np.array([alone[f'logit_{w}'].iloc[0] for w in words], float)
+    b = np.array([np.nan if record.get(f'{tag}__logit_{w}') is None else record[f'{tag}__logit_{w}'] for w in words], float)
+    d = float(np.max(np.abs(a - b)))
+    tol = logit_tolerance(lmm.dtype, np.nanmax(np.abs(np.r_[a, b, 0.])))
+    return dict(image_id=record['image_id'], request=f'{QUALITY} {tag}', batch=int(n_batch), dtype=str(lmm.dtype).replace('torch.', ''),
+                device=str(lmm.device), max_abs_dlogit=d if math.isfinite(d) else None, tolerance=tol,
+                within=bool(math.isfinite(d) and d <= tol))
+
+def _check_line(rec) -> str:
+    "One line saying what the batch check found."
+    if rec.get('error'): return f"batch check failed: {rec['error']}"
+    d = 'not finite' if rec['max_abs_dlogit'] is None else f"{rec['max_abs_dlogit']:.3g}"
+    return (f"batch check ({rec['dtype']} on {rec['device']}): {rec['image_id']!r} alone vs in a batch of {rec['batch']}: "
+            f"max |Δlogit| = {d}, " + ('within' if rec['within'] else 'OVER') + f" the tolerance {rec['tolerance']:.3g}")
+
+def _check_once(lmm, items, recs, group, opt, store, resumed) -> dict:
+    "`batch_check` on the first image of the first group scored, written into this call's meta entry; a warning when not within."
+    per_image = len(opt.degradations) * (1 + opt.semantic) + opt.baseline
+    try: rec = batch_check(lmm, items[group[0]], recs[group[0]], min(opt.batch_size, len(group) * per_image), opt)
+    except (KeyboardInterrupt, SystemExit): raise
+    except Exception as e: rec = dict(image_id=recs[group[0]]['image_id'], error=f'{type(e).__name__}: {e}', within=None)
+    m = store.read_meta()
+    (m['resumes'][-1] if resumed else m)['determinism'] = rec
+    store.write_meta(m)
+    if not rec['within']:
+        print(f"warning: {_check_line(rec)}: this run's scores depend on the batch size (recorded in {store.meta_path.name}; "
+              "--batch-size 1 or --dtype float32 avoid it)", file=sys.stderr)
+    return rec
 
 # %% ../../nbs/41_run.ipynb #c021b
 @dataclass(repr=False)
@@ -223,6 +273,7 @@ class RunSummary:
     retried: int          # images whose transient error was scored again
     seconds: float        # wall time of the scoring loop
     images_per_s: float   # records written per second
+    determinism: dict|None = None  # the batch check of this call (`batch_check`); None when nothing was scored
 
     def __getitem__(self, key:str): # a field name, e.g. 'new_ok'
         "A field by name, as on the dict `run_debias` used to return"
@@ -231,7 +282,8 @@ class RunSummary:
 
     def __repr__(self):
         return (f"RunSummary: {self.new_ok} scored, {self.new_errors} failed, {self.skipped} already done, {self.retried} retried\n"
-                f"  shard {self.rank} of {self.world_size} -> {Path(self.store).name}; {self.images_per_s:.2f} images/s")
+                f"  shard {self.rank} of {self.world_size} -> {Path(self.store).name}; {self.images_per_s:.2f} images/s"
+                + (f"\n  {_check_line(self.determinism)}" if self.determinism else ''))
 
 # %% ../../nbs/41_run.ipynb #c021c
 def _progress(total, initial, desc, enabled):
@@ -260,35 +312,43 @@ def load_for_run(model,               # model folder / hub id, or a loaded `LMM`
                  images=None,         # the image folder, recorded in a new run's meta
                  load_kw:dict|None=None, # passed to `gmc_nb.qdebias.lmm.load_model`
                 ):
-    "The model, its identity checked against a resumed run or written as a new run's meta."
+    "The model, its identity checked against a resumed run (this call appended to its `resumes`) or written as a new run's meta."
     from gmc_nb.qdebias.lmm import LMM, load_model
     lmm = model if isinstance(model, LMM) else load_model(model, **(load_kw or {}))
     if 'model_fingerprint' not in settings: settings.update(_model_identity(lmm))
-    settings.update(dtype=str(lmm.dtype).replace('torch.', ''))
-    if old is not None: check_same_run(old, settings, store.meta_path.name)
-    else: store.write_meta(dict(settings, model=lmm.name, images=None if images is None else str(Path(images).resolve()),
-                                host=socket.gethostname(), started=time.strftime('%Y-%m-%dT%H:%M:%S')))
+    settings.update(dtype=str(lmm.dtype).replace('torch.', ''), device=str(lmm.device),
+                    **prompt_record(lmm, settings['semantic'], settings['baseline']))
+    settings['reuse'] = list(resolve_reuse(lmm, settings.get('reuse', 'auto')))   # the savings used, 'auto' resolved on this model
+    now = dict(host=socket.gethostname(), started=time.strftime('%Y-%m-%dT%H:%M:%S'))
+    if old is not None:
+        check_same_run(old, settings, store.meta_path.name)
+        session = dict({k: settings[k] for k in SESSION_FIELDS + PROMPT_FIELDS if k in settings}, **now)
+        store.write_meta(dict(old, resumes=list(old.get('resumes', [])) + [session]))
+    else: store.write_meta(dict(settings, model=lmm.name, images=None if images is None else str(Path(images).resolve()), **now))
     return lmm
 
 # %% ../../nbs/41_run.ipynb #c021d
-def _run_loop(lmm, table, store, work, opt, progress) -> RunSummary:
-    "Prepare, score and write batch after batch under a progress bar; the counts of this call."
+def _run_loop(lmm, table, store, work, opt, progress, resumed=False) -> RunSummary:
+    "Prepare, score and write batch after batch under a progress bar, checking batching once; the counts of this call."
     from contextlib import closing
     n_ok = n_err = 0
+    check = None
     t0 = time.perf_counter()
     bar = _progress(work.n_done + len(work.todo), work.n_done, f'Q-Debias {lmm.name}', progress)
     try:
         with closing(_batches(table, work.todo, opt)) as batches:
             for chunk, items in batches:
-                recs = score_batch(lmm, items, opt)
+                passes = []
+                recs = score_batch(lmm, items, opt, passes)
                 store.append(recs)
+                if check is None and passes: check = _check_once(lmm, items, recs, passes[0], opt, store, resumed)
                 n_ok += sum(r['status'] == 'ok' for r in recs); n_err += sum(r['status'] == 'error' for r in recs)
                 bar.update(len(chunk)); bar.set_postfix(ok=n_ok, errors=n_err, ips=f'{(n_ok + n_err) / (time.perf_counter() - t0):.2f}')
     finally: bar.close()
     dt = time.perf_counter() - t0
     retried = len(work.retry & {table['image_id'].iloc[i] for i in work.todo})
     return RunSummary(str(store.path), opt.rank, opt.world_size, n_ok, n_err, work.n_done, retried, dt,
-                      (n_ok + n_err) / dt if dt > 0 else float('nan'))
+                      (n_ok + n_err) / dt if dt > 0 else float('nan'), check)
 
 # %% ../../nbs/41_run.ipynb #c022
 def run_debias(model,                    # model folder / hub id, or a loaded `gmc_nb.qdebias.lmm.LMM`
@@ -311,11 +371,12 @@ def run_debias(model,                    # model folder / hub id, or a loaded `g
                workers:int=2,            # threads reading and degrading the next batch meanwhile (0: inline)
                allow_outside:bool=False, # accept table ids that leave `images` ('../x.png', absolute paths)
                mos_direction:str|None=None, # 'higher' (MOS) or 'lower' (DMOS, stored negated); None: from the MOS column's name
+               reuse='auto',             # savings of `44_reuse`: 'auto' (on models of >= 10 M parameters), 'images', 'prefix', both, or ()
                **load_kw,                # passed to `gmc_nb.qdebias.lmm.load_model` (device, dtype, attn_implementation, trust_remote_code)
               ) -> RunSummary:
     "Run Q-Debias over a dataset into an append-only store; returns the counts and timing of this call."
     opt = RunOptions(degradations, semantic, baseline, temperature, seed, batch_images, batch_size, max_side, limit,
-                     workers, rank, world_size)
+                     workers, rank, world_size, reuse)
     _check_inputs(model, images, out, load_kw)
     table = run_table(mos, images, allow_outside, mos_direction)
     settings = run_settings(model, table, opt)
@@ -324,4 +385,5 @@ def run_debias(model,                    # model folder / hub id, or a loaded `g
         old = resume_check(store, settings, resume)
         work = shard_work(table, store, opt)
         lmm = load_for_run(model, settings, old, store, images, load_kw)
-        return _run_loop(lmm, table, store, work, opt, progress)
+        opt.reuse = tuple(settings['reuse'])
+        return _run_loop(lmm, table, store, work, opt, progress, resumed=old is not None)
