@@ -6,14 +6,13 @@
 from __future__ import annotations
 import argparse, importlib, re, sys, traceback
 from pathlib import Path
+from .cli_beyond import add_krasula, add_p1401, add_gmad, add_subgroups
 
 # %% auto #0
-__all__ = ['METHODS', 'RANKS', 'REGULATORS', 'KERNELS', 'RESAMPLING', 'P1401_MAPPINGS', 'SUBGROUPS_BY', 'SPEC_SOURCES',
-           'SUBCOMMANDS', 'grid_size', 'add_spec_arg', 'add_grid_arg', 'add_boot_args', 'add_run_args',
-           'add_mos_direction_args', 'add_input_args', 'add_points', 'add_surface', 'add_example', 'add_compare',
-           'add_report', 'add_krasula', 'add_p1401', 'add_gmad', 'add_subgroups', 'add_degrade', 'add_score',
-           'add_debias', 'add_debias_report', 'add_debias_merge', 'build_parser', 'handler_of', 'user_errors',
-           'one_line', 'main']
+__all__ = ['METHODS', 'RANKS', 'REGULATORS', 'KERNELS', 'RESAMPLING', 'SPEC_SOURCES', 'SUBCOMMANDS', 'grid_size', 'add_spec_arg',
+           'add_grid_arg', 'add_boot_args', 'add_run_args', 'add_mos_direction_args', 'add_input_args', 'add_points',
+           'add_surface', 'add_example', 'add_compare', 'add_report', 'add_degrade', 'add_score', 'add_debias',
+           'add_debias_report', 'add_debias_merge', 'build_parser', 'handler_of', 'user_errors', 'one_line', 'main']
 
 # %% ../nbs/50_cli.ipynb #c33bc8a9
 # the library's names, spelled here so that --help needs no numpy (tests/test_cli.py checks that they agree)
@@ -22,8 +21,6 @@ RANKS = ('dense', 'average')                  # gmc_nb.gmc.inputs.RANKS
 REGULATORS = ('gaussian', 'lds', 'none')      # gmc_nb.gmc.regulator.REGULATORS
 KERNELS = ('auto', 'c', 'torch')              # gmc_nb.gmc.points.KERNELS
 RESAMPLING = ('auto', 'images', 'contents')   # gmc_nb.analysis.report.RESAMPLING
-P1401_MAPPINGS = ('none', 'linear', 'cubic', 'logistic4', 'logistic5')  # gmc_nb.analysis.p1401.MAPPINGS
-SUBGROUPS_BY = ('distortion', 'level', 'distortion_level')  # gmc_nb.analysis.subgroups.SUBGROUPS_BY
 SPEC_SOURCES = ('gmc', 'qbench', 'pyiqa')     # data set sources of an input spec `<source>:<dataset>`
 
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
@@ -189,63 +186,7 @@ def add_report(sub # the subparsers of `gmc` (or of a parser of your own)
     p.add_argument('--out', required=True, help='output folder')
     _add_evaluation_args(p)
     add_boot_args(p, surface=0)
-    return p
-
-# %% ../nbs/50_cli.ipynb #5311bac8
-def _beyond(sub, name:str, help:str, figures:bool=False)->argparse.ArgumentParser:
-    "A subcommand beyond one number: handler `gmc_nb.commands_beyond.cmd_<name>`, input, directions, `--out`"
-    p = _command(sub, name, help, f'gmc_nb.commands_beyond:cmd_{name}')
-    add_spec_arg(p)
-    p.add_argument('--lower', nargs='*', default=[], metavar='MODEL', help='models where larger means worse quality (negated, reported)')
-    p.add_argument('--dataset', default=None, help='registry key to validate the MOS range of a CSV (livec, koniq, kadid, ...)')
-    add_mos_direction_args(p)
-    p.add_argument('--out', default=f'results/{name}', help='output folder')
-    add_run_args(p, device=False, figures=figures)
-    return p
-
-def _add_rating_args(p:argparse.ArgumentParser):
-    p.add_argument('--models', nargs='+', default=None, help='models to evaluate (default: all)')
-    p.add_argument('--n-ratings', default=None, metavar='COLUMN_OR_NUMBER',
-                   help="ratings behind each MOS: a number, a CSV column, or none (the data's vote counts or the registry's)")
-    p.add_argument('--level', type=float, default=.95, help='confidence level of the intervals and tests, in (0, 1)')
-
-def add_krasula(sub # the subparsers of `gmc` (or of a parser of your own)
-                ):
-    "`gmc krasula`: Krasula's Different/Similar and Better/Worse AUCs, CC_0 and DeLong's tests between models"
-    p = _beyond(sub, 'krasula', "pair-based accuracy (Krasula et al. 2016): AUC_DS, AUC_BW, CC_0 and DeLong's tests")
-    _add_rating_args(p)
-    p.add_argument('--z', type=float, default=2., help='|z| above which two MOS differ significantly')
-    return p
-
-def add_p1401(sub # the subparsers of `gmc` (or of a parser of your own)
-              ):
-    "`gmc p1401`: ITU-T P.1401 metrics after a mapping (RMSE, rmse*, outlier ratio), its tests with Holm, resolving power"
-    p = _beyond(sub, 'p1401', 'ITU-T P.1401: RMSE, rmse*, outlier ratio, significance tests (Holm), resolving power')
-    _add_rating_args(p)
-    p.add_argument('--mapping', choices=P1401_MAPPINGS, default='linear', help='mapping of scores to MOS before the metrics')
-    return p
-
-def add_gmad(sub # the subparsers of `gmc` (or of a parser of your own)
-             ):
-    "`gmc gmad`: the gMAD image pairs of a defender and an attacker model (MOS not needed)"
-    p = _beyond(sub, 'gmad', 'gMAD: the image pairs where one model most contradicts another, for a rating session')
-    p.add_argument('--defender', required=True, help='model whose equal scores are attacked')
-    p.add_argument('--attacker', required=True, help='model that attacks')
-    p.add_argument('--k', type=int, default=5, help='defender levels')
-    p.add_argument('--tol', type=float, default=None, help="how near two scores count as equal, in each defender's own units "
-                   "(default: 2%% of its 1-99%% score span)")
-    p.add_argument('--one-way', action='store_true', help='only the given roles (default: both ways round)')
-    p.add_argument('--images', default=None, metavar='DIR', help='image folder: also draw the pairs')
-    return p
-
-def add_subgroups(sub # the subparsers of `gmc` (or of a parser of your own)
-                  ):
-    "`gmc subgroups`: SRCC and PLCC per distortion type or level with bootstrap intervals, and a heat map"
-    p = _beyond(sub, 'subgroups', 'SRCC/PLCC per distortion type or level, with intervals and a heat map', True)
-    p.add_argument('--models', nargs='+', default=None, help='models to evaluate (default: all)')
-    p.add_argument('--by', choices=SUBGROUPS_BY, default='distortion', help='what one subgroup is')
-    add_boot_args(p)
-    p.add_argument('--surface-grid', type=grid_size, default=None, metavar='N', help='also a GMC surface per subgroup on an N x N grid')
+    p.add_argument('--no-beyond', action='store_true', help='skip the P.1401, Krasula, resolving-power and subgroup tables (Krasula on KonIQ-10k: ~70 s)')
     return p
 
 # %% ../nbs/50_cli.ipynb #4887eae3
@@ -302,6 +243,8 @@ def add_debias(sub # the subparsers of `gmc` (or of a parser of your own)
     p.add_argument('--max-side', type=int, default=None, help='shrink images to this longer side first; default: full size')
     p.add_argument('--limit', type=int, default=None, help='stop after this many new images')
     p.add_argument('--workers', type=int, default=2, help='threads reading and degrading the next batch (0: inline)')
+    p.add_argument('--reuse', choices=('auto', 'none', 'images', 'prefix', 'both'), default='auto',
+                   help='encode each image once and/or run the shared prompt prefix once (44_reuse); auto: both on models of >= 10 M parameters')
     p.add_argument('--allow-outside-images', action='store_true', help="accept table ids that leave --images ('../x.png', absolute paths)")
     add_run_args(p)
     return p
@@ -316,7 +259,7 @@ def add_debias_report(sub # the subparsers of `gmc` (or of a parser of your own)
     add_grid_arg(r, ('--n-grid',), 'GMC grid points per axis (N or NxN); default N_GRID of gmc_nb.gmc.surface')
     add_boot_args(r)
     r.add_argument('--ci', choices=['bca', 'percentile'], default='bca', help='interval kind')
-    add_run_args(r, device=False)
+    add_run_args(r, device=False, figures=True)
     return r
 
 def add_debias_merge(sub # the subparsers of `gmc` (or of a parser of your own)
@@ -395,3 +338,6 @@ def main(argv:list|None=None # arguments; None: `sys.argv[1:]`
         print(f"gmc {a.command}: internal error (a bug in gmc_nb, please report it with the output of --debug): "
               f"{type(e).__name__}: {one_line(e)} at {_where(e)}", file=sys.stderr)
         sys.exit(1)
+
+# %% ../nbs/50_cli.ipynb #657034f8
+if __name__ == '__main__' and 'IPython' not in sys.modules: main()   # `python -m gmc_nb.cli`

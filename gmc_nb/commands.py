@@ -4,7 +4,7 @@
 
 # %% ../nbs/51_commands.ipynb #c6cde982
 from __future__ import annotations
-import importlib, json, math, sys, time
+import importlib, json, math, os, sys, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -138,7 +138,10 @@ def _surface_figure(surf, meth:str, title:str, path:Path, unit=None, formats=('p
     fig, axs = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, layout='constrained')
     for ax, m in zip(axs.ravel(), surf.models): plot_surface(surf, m, meth, ax=ax, vmin=-0.2, vmax=1, unit=unit, colorbar=False)
     for ax in axs.ravel()[n:]: ax.axis('off')
-    fig.colorbar(axs.ravel()[0].collections[0], ax=axs, label=f'GMC-{meth}', shrink=.9)
+    if n < rows * cols:        # an empty panel holds the colour bar (no blank cell beside a bar outside the grid)
+        cax = axs.ravel()[n].inset_axes([.06, .1, .07, .8])
+        fig.colorbar(axs.ravel()[0].collections[0], cax=cax, label=f'GMC-{meth}')
+    else: fig.colorbar(axs.ravel()[0].collections[0], ax=axs, label=f'GMC-{meth}', shrink=.9)
     if title: fig.suptitle(f'{title}: GMC-{meth}', fontsize=11)
     return save_figure(fig, path, formats)
 
@@ -228,7 +231,8 @@ def cmd_report(a # parsed arguments of `gmc report`
     "`gmc report`: every figure and the summary table of every model"
     fmts = _formats(a)
     d = load_spec(a.file, a.lower, a.dataset, a.groups, a.mos_direction)
-    r = report(d, a.out, a.boot, a.seed, a.ci, a.level, a.resample, square_grid(a.grid), a.surface_boot, progress=not a.quiet, formats=fmts)
+    r = report(d, a.out, a.boot, a.seed, a.ci, a.level, a.resample, square_grid(a.grid), a.surface_boot, progress=not a.quiet,
+               beyond=not a.no_beyond, formats=fmts)
     _say_std(r.std_source)
     print(r['table'].round(4).to_string(index=False))
     print(f"wrote {len(r['files'])} files to {a.out} in {r['seconds']:.1f} s")
@@ -304,9 +308,10 @@ def cmd_score(a # parsed arguments of `gmc score`
 
 # %% ../nbs/51_commands.ipynb #4f67c700
 def _device_for(device:str)->str:
-    "`check_device`, and under a launcher `auto` picks `cuda:<LOCAL_RANK>`"
+    "`check_device`, and under a launcher `auto` picks `cuda:<LOCAL_RANK>` (or the CPU where `accelerate launch --cpu` asked for it)"
     d = check_device(device)
     if device.strip().lower() != 'auto' or d != 'cuda': return d
+    if os.environ.get('ACCELERATE_USE_CPU', '').strip().lower() in ('1', 'true', 'yes'): return 'cpu'
     import torch
     from gmc_nb.qdebias.store import dist_env
     return f'cuda:{dist_env()[2] % torch.cuda.device_count()}'
@@ -319,7 +324,8 @@ def cmd_debias(a # parsed arguments of `gmc debias`
                       semantic=not a.no_semantic, baseline=not a.no_baseline, temperature=a.temperature, seed=a.seed,
                       batch_images=a.batch_images, batch_size=a.batch_size, max_side=a.max_side, limit=a.limit, workers=a.workers,
                       progress=not a.quiet, allow_outside=a.allow_outside_images, device=_device_for(a.device),
-                      dtype=a.dtype, trust_remote_code=a.trust_remote_code, mos_direction=a.mos_direction)
+                      dtype=a.dtype, trust_remote_code=a.trust_remote_code, mos_direction=a.mos_direction,
+                      reuse={'none': (), 'both': ('images', 'prefix')}.get(a.reuse, a.reuse))
     print(f"{info['new_ok']} images scored, {info['new_errors']} failed, {info['skipped']} already done; "
           f"{info['images_per_s']:.2f} img/s -> {info['store']}")
 
@@ -328,7 +334,7 @@ def cmd_debias_report(a # parsed arguments of `gmc debias-report`
     "`gmc debias-report`: correlations with intervals and GMC surfaces of a Q-Debias run"
     from gmc_nb.qdebias.report import debias_report
     r = debias_report(a.results, a.out, debiased=a.variant, n_grid=square_grid(a.grid), n_boot=a.boot, seed=a.seed,
-                      level=a.level, kind=a.ci)
+                      level=a.level, kind=a.ci, formats=_formats(a))
     print(r['correlations'][['n', 'SRCC', 'SRCC_lo', 'SRCC_hi', 'PLCC']].round(3).to_string())
     print(f"report -> {r['files']['report']}")
 

@@ -402,3 +402,24 @@ def test_debias_commands_pass_level_interval_and_mos_direction(monkeypatch, tmp_
     main(['debias', '--model', 'm', '--images', str(tmp_path), '--mos', 'm.csv', '--out', str(tmp_path / 'x.jsonl'),
           '--lower-better-mos', '--device', 'cpu', '--quiet'])
     assert seen['run']['mos_direction'] == 'lower', seen
+
+
+def test_python_m_runs_the_entry_point(tmp_path):
+    "`python -m gmc_nb.cli` is the `gmc` console script (what `accelerate launch -m gmc_nb.cli` needs), errors included"
+    r = subprocess.run([sys.executable, '-m', 'gmc_nb.cli', 'points', '--help'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith('usage: gmc points'), r.stderr
+    r = subprocess.run([sys.executable, '-m', 'gmc_nb.cli', 'points', str(tmp_path / 'none.csv')], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'none.csv' in r.stderr, r.stderr
+
+
+def test_device_auto_under_accelerate_cpu(monkeypatch):
+    "`accelerate launch --cpu` sets ACCELERATE_USE_CPU: `--device auto` then means the CPU even where CUDA exists"
+    import torch
+    from gmc_nb import commands
+    monkeypatch.setattr(commands, 'check_device', lambda d: 'cuda')
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
+    monkeypatch.setenv('LOCAL_RANK', '1'); monkeypatch.setenv('RANK', '1'); monkeypatch.setenv('WORLD_SIZE', '2')
+    monkeypatch.delenv('ACCELERATE_USE_CPU', raising=False)
+    assert commands._device_for('auto') == 'cuda:1'
+    monkeypatch.setenv('ACCELERATE_USE_CPU', 'true')
+    assert commands._device_for('auto') == 'cpu'

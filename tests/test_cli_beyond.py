@@ -20,7 +20,7 @@ def table(tmp_path_factory):
 
 def test_choices_agree_with_the_library():
     "The parser spells the analyses' choices without importing them: they must agree"
-    from gmc_nb import cli
+    from gmc_nb import cli_beyond as cli
     from gmc_nb.analysis.p1401 import MAPPINGS
     from gmc_nb.analysis.subgroups import SUBGROUPS_BY
     assert cli.P1401_MAPPINGS == MAPPINGS and cli.SUBGROUPS_BY == SUBGROUPS_BY

@@ -94,10 +94,13 @@ def test_prompts_are_the_models(models, data):
         for name, text in e.prompts.items():
             p = get_prompt(name)
             assert text == render_prompt(lmm.processor, name)
-            assert e.answer_ids[name] == dict(zip(p.answers, answer_token_ids(lmm.tokenizer, p.answers)))
+            spelled = getattr(p, 'answer_spellings', lambda: p.answers)()   # the words as read after an assistant prefix
+            assert e.answer_ids[name] == dict(zip(p.answers, answer_token_ids(lmm.tokenizer, spelled)))
             assert p.text in e.model_text[name] and e.n_tokens[name] > len(p.text.split())
-        end = '<|im_start|>assistant\n' if arch == 'llava' else 'Assistant:'
-        assert all(t.endswith(end) and m.endswith(end) for t, m in zip(e.prompts.values(), e.model_text.values()))
+            end = '<|im_start|>assistant\n' if arch == 'llava' else 'Assistant:'
+            pre = getattr(p, 'prefix', '')
+            for t in (text, e.model_text[name]):    # the open assistant turn, then the template's prefix if it has one
+                assert t.endswith(pre) and end in t[len(t) - len(pre) - len(end) - 1:] if pre else t.endswith(end), (name, t[-80:])
         # the degraded copy comes first: the processor text holds the images before the question
         q = e.model_text[QUALITY]
         assert q.index('<image>') < q.index('first image is poor')
@@ -161,3 +164,61 @@ def test_plot_and_widget(data, models):
     with pytest.raises(ValueError, match='images'): debias_widget(lmm, 42)
     with pytest.raises(ValueError, match='image'): debias_widget(lmm, table, image='nope.png')
     with pytest.raises(ValueError, match='degradations'): debias_widget(lmm, table, degradation_sets={'bad': 'fog:0'})
+
+
+# ---------------------------------------------------------------- static frames and the live slider (issue 14)
+from gmc_nb.qdebias.explain import debias_frames
+
+PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+
+
+def test_frames_keys_count_and_bytes(data, models):
+    img_dir, table = data
+    lmm = models[1]['llava']
+    sets = {'four': None, 'two': 'fog:4,saturate:3'}
+    fr = debias_frames(lmm, table, sets, mos_range=(1, 5), dpi=30, seed=0)
+    assert list(fr) == [(i, s) for i in table.image_id for s in sets]
+    assert all(b[:8] == PNG_MAGIC for b in fr.values()) and len(set(fr.values())) == len(fr)
+    w, h = Image.open(__import__('io').BytesIO(fr[table.image_id[0], 'four'])).size
+    assert (w, h) == (int(10.5 * 30), 6 * 30)           # plot_debias's size at 30 dpi: small enough for a page
+    # the frame is the figure of the exact explanation: the same as drawing it directly
+    import io, matplotlib.pyplot as plt
+    e = explain_debias(lmm, table.path[1], image_id=table.image_id[1], mos=table.mos[1], mos_range=(1, 5),
+                       degradations='fog:4,saturate:3', seed=0)
+    buf = io.BytesIO(); f = plot_debias(e, dpi=30); f.savefig(buf, format='png', dpi=30); plt.close(f)
+    assert buf.getvalue() == fr[table.image_id[1], 'two']
+    one = debias_frames(lmm, {'x': np.asarray(Image.open(table.path[0]).convert('RGB'))}, dpi=20)
+    assert list(one) == [('x', 'Q-Debias four')]
+    from gmc_nb.gmc.explain import frame_explorer
+    ex = frame_explorer(fr, ['image', 'degradation'], css='qdebias-step')
+    assert [s.description for s in ex.children[0].children] == ['image', 'degradation']
+    assert len(ex.children[1].children) == len(table)
+
+
+@pytest.mark.parametrize('kw, field', [
+    (dict(max_frames=2), 'max_frames=2'), (dict(degradation_sets='fog:4'), 'degradation_sets'),
+    (dict(degradation_sets={}), 'degradation_sets'), (dict(degradation_sets={'bad': 'fog:0'}), 'degradations'),
+    (dict(dpi=0), 'dpi'), (dict(dpi='50'), 'dpi'), (dict(images=42), 'images'), (dict(images=[1, 2]), 'images'),
+])
+def test_frames_bad_input(data, models, kw, field):
+    img_dir, table = data
+    kw = dict(dict(model=models[1]['llava'], images=table, degradation_sets={'a': None, 'b': 'fog:4'}), **kw)
+    with pytest.raises(ValueError, match=field):
+        debias_frames(**kw)
+
+
+def test_widget_has_a_slider_that_recomputes_on_release_with_a_cache(data, models):
+    import matplotlib.pyplot as plt
+    img_dir, table = data
+    lmm = models[1]['llava']
+    ui = debias_widget(lmm, table, seed=0)
+    pick = ui.children[0].children[0]
+    assert type(pick).__name__ == 'SelectionSlider' and pick.continuous_update is False
+    assert 'qdebias-live-slider' in pick._dom_classes
+    for v in (table.image_id[1], table.image_id[0], table.image_id[1], table.image_id[0]):
+        pick.value = v
+    assert sorted(ui.figures) == sorted((i, 'Q-Debias four') for i in table.image_id[:2])   # each drawn once
+    assert all(b[:8] == PNG_MAGIC for b in ui.figures.values())
+    pick.index = 2                                     # what the arrow key moves in the browser
+    assert (table.image_id[2], 'Q-Debias four') in ui.explanations
+    plt.close('all')

@@ -436,3 +436,83 @@ def test_big_images_shrunk_on_load(tmp_path):
     h, w, mb = _peak_mb(tmp_path / 'big.png')
     assert (h, w) == (384, 512)
     assert mb < 72, f'peak RSS grew by {mb:.0f} MB reading a 4000x3000 PNG (36 MB decoded) at max_side=512'
+
+
+# ---------------------------------------------------------------- the gallery, live and precomputed (issue 14)
+from gmc_nb.qdebias.degrade import degradation_frames, gallery
+import io as _io
+
+PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+
+
+def _grad(h=48, w=64, k=0):
+    "A smooth test photo with some texture, deterministic"
+    yy, xx = np.mgrid[:h, :w]
+    return np.stack([(xx * 4 + k) % 256, (yy * 5) % 256, ((xx + yy) * 3) % 256], -1).astype(np.uint8)
+
+
+def _decode(b):
+    return np.asarray(Image.open(_io.BytesIO(b)).convert('RGB'))
+
+
+def test_degradation_frames_keys_bytes_and_values():
+    ims = {'a': _grad(), 'b': _grad(k=40)}
+    fr = degradation_frames(ims, ['fog', 'saturate'], (1, 5), seed=3, width=64, colors=None)
+    assert list(fr) == [(n, s, k) for n in ('fog', 'saturate') for s in (1, 5) for k in ('a', 'b')]
+    assert all(b[:8] == PNG_MAGIC for b in fr.values())
+    for (n, s, k), b in fr.items():               # full colour: exactly `degrade` at that severity and seed
+        np.testing.assert_array_equal(_decode(b), degrade(ims[k], n, s, seed=3))
+    pal = degradation_frames(ims, ['fog'], (4,), seed=3, width=64)   # default: 256-colour palette, a few grey levels off
+    assert np.abs(_decode(pal['fog', 4, 'a']).astype(int) - degrade(ims['a'], 'fog', 4, seed=3)).mean() < 4
+    assert len(degradation_frames({'a': _grad()}, width=32)) == len(DEGRADATIONS) * 5
+    small = degradation_frames({'a': _grad(96, 128)}, 'fog', [4], width=32, colors=None)['fog', 4, 'a']
+    assert _decode(small).shape == (24, 32, 3)    # thumbnail, aspect kept
+
+
+@pytest.mark.parametrize('kw, field', [
+    (dict(severities=(0, 3)), 'severities'), (dict(severities=(2.0,)), 'severities'), (dict(severities=()), 'severities'),
+    (dict(names=['frost']), 'frost'), (dict(names=[]), 'names'), (dict(colors=1), 'colors'), (dict(colors=300), 'colors'),
+    (dict(width=2), 'width'), (dict(width=True), 'width'), (dict(images=[_grad()]), 'images'), (dict(images={}), 'images'),
+])
+def test_degradation_frames_bad_input(kw, field):
+    kw = dict(dict(images={'a': _grad()}, names=['fog']), **kw)
+    with pytest.raises(ValueError, match=field):
+        degradation_frames(**kw)
+
+
+def _links(src):
+    import warnings
+    import ipywidgets as W
+    from ipywidgets.widgets.widget_link import Link
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        return [w.target for w in W.Widget.widgets.values() if isinstance(w, Link) and w.source == (src, 'index')]
+
+
+def test_static_gallery_sliders_switch_frames():
+    pytest.importorskip('ipywidgets')
+    g = gallery({'a': _grad()}, ['fog', 'saturate', 'contrast'], width=64, static=True)
+    sliders, (originals, stack) = g.children[0].children, g.children[1].children
+    assert [s.description for s in sliders] == ['distortion', 'severity']
+    assert [o[0] for o in sliders[0].options] == ['fog', 'saturate', 'contrast']
+    assert 'degrade-frames' in g._dom_classes and 'original: a' in originals.value
+    assert (len(stack.children), len(stack.children[0].children)) == (3, 5)
+    assert _links(sliders[0]) == [(stack, 'selected_index')]
+    assert 'base64,' in stack.children[1].children[4].value          # saturate, severity 5: an inline PNG
+    g2 = gallery({'a': _grad(), 'b': _grad(k=9)}, ['fog'], width=32, static=True)
+    assert [s.description for s in g2.children[0].children] == ['distortion', 'severity', 'image']
+
+
+def test_live_gallery_recomputes_on_release_and_caches():
+    pytest.importorskip('ipywidgets')
+    g = gallery({'a': _grad(), 'b': _grad(k=9)}, ['fog', 'saturate'], width=64)
+    (img, name), (sev, seed, row), view = g.children[0].children, g.children[1].children, g.children[2]
+    assert sev.continuous_update is False
+    first = view.value
+    sev.value = 5; assert view.value != first
+    sev.value = 3; assert view.value == first
+    sev.value = 5
+    assert g.copies.cache_info().misses == 2 and g.copies.cache_info().hits >= 2
+    np.testing.assert_array_equal(_decode(view.value)[:, 64:], degrade(_grad(), 'fog', 5, seed=0))
+    with pytest.raises(ValueError, match='frost'): gallery({'a': _grad()}, ['frost'])
+    with pytest.raises(ValueError, match='images'): gallery({})

@@ -76,10 +76,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import browser_util as bu
 
 REPR = re.compile(r'\b(VBox|HBox|interactive)\(')
-# GMC one point at a time, Q-Debias one image at a time. Issue 14 is open on the second: 43_explain has no
-# precomputed frames yet, so its static page has no slider; strict, so the mark must go when the frames land.
-STEP_PAGES = ('19_explain', pytest.param('43_explain', marks=pytest.mark.xfail(
-    strict=True, reason='issue 14, open: the Q-Debias step-through has no static frame explorer yet')))
+# Pages whose first slider switches precomputed frames in the browser: GMC one point at a time, Q-Debias one image
+# at a time (image x degradation list), and the degradation gallery (distortion x severity).
+STEP_PAGES = ('19_explain', '43_explain', '32_degrade', '24_plots')   # step-throughs, the degradation gallery, the explorer
 SHOTS_DIR = ROOT / '_docs' / '_screenshots'
 VIEW_TAG = 'script[type="application/vnd.jupyter.widget-view+json"]'
 

@@ -117,3 +117,75 @@ def test_readme_links_work_from_the_root():
     assert not bad, f"README links to notebooks without the nbs/ prefix: {bad}"
     missing = [l for l in rel if l and not (ROOT / l).exists()]
     assert not missing, f"README links to paths that do not exist: {missing}"
+
+
+# ---- text readable at the figure's own size, and inside it (issue 14) ------------------------------------------------
+def _figures():
+    "One figure per figure function of gmc_nb.analysis.plots, each drawn on its own (name, Figure)"
+    import matplotlib; matplotlib.use('Agg')
+    from gmc_nb.gmc.inputs import gmc_inputs
+    from gmc_nb.gmc.surface import correlation_surface
+    from gmc_nb.analysis import plots as P
+    from gmc_nb.analysis.surface_stats import bootstrap_surface
+    ex = example_scores(120); data = (ex.mos, ex[['uniform', 'blind_top']], ex['std'])
+    s = correlation_surface(gmc_inputs(ex.mos, ex[['uniform', 'blind_top']], std=ex['std']), n_grid=11, methods=['SRCC'])
+    sb = bootstrap_surface(s.inputs, B=6, n_grid=9, methods=['SRCC'], models=['uniform', 'blind_top'])
+    yield 'plot_surface', P.plot_surface(s, 'blind_top', unit='1-5').figure
+    yield 'plot_surface3d', P.plot_surface3d(s, unit='1-5').figure
+    yield 'plot_difference', P.plot_difference(sb.difference('uniform', 'blind_top'), unit='1-5').figure
+    yield 'plot_difference (surface)', P.plot_difference(s, 'uniform', 'blind_top').figure
+    yield 'plot_marginals', P.plot_marginals({m: sb.marginal_band(m, 'SRCC') for m in sb.models}, unit='1-5').figure
+    yield 'plot_mos_hist', P.plot_mos_hist(ex.mos, s.inputs.rho, unit='1-5').figure
+    yield 'explore_figure (A − B)', P.explore_figure(data, 'blind_top', 'uniform', n_grid=9, unit='1-5')
+    yield 'explore_figure (3-D)', P.explore_figure(data, 'blind_top', n_grid=9, unit='1-5')
+
+
+def _drawn_texts(fig, monkeypatch):
+    "(Text, window extent) of every non-empty text a draw of `fig` actually renders (ticks outside the view are not)"
+    from matplotlib.text import Text
+    drawn, draw = [], Text.draw
+    def record(self, renderer):
+        draw(self, renderer)
+        if self.get_visible() and self.get_text().strip(): drawn.append((self, self.get_window_extent(renderer)))
+    with monkeypatch.context() as m:
+        m.setattr(Text, 'draw', record)
+        fig.canvas.draw()
+    return drawn
+
+
+def test_every_text_readable_and_inside_its_figure(monkeypatch):
+    import matplotlib.pyplot as plt
+    names = []
+    for name, fig in _figures():
+        names.append(name)
+        drawn = _drawn_texts(fig, monkeypatch)
+        assert len(drawn) > 8, name
+        small = [(t.get_text(), t.get_fontsize()) for t, _ in drawn if t.get_fontsize() < 7]
+        assert not small, f'{name}: text under 7 pt at the figure size: {small}'
+        heads = [a.title for a in fig.axes] + [x.label for a in fig.axes for x in (a.xaxis, a.yaxis, getattr(a, 'zaxis', None)) if x]
+        small = [(t.get_text(), t.get_fontsize()) for t in heads if t.get_text() and t.get_fontsize() < 8]
+        assert not small, f'{name}: axis label or title under 8 pt: {small}'
+        fb = fig.bbox
+        out = [(t.get_text(), [round(v) for v in e.extents]) for t, e in drawn
+               if e.x0 < fb.x0 - 1 or e.y0 < fb.y0 - 1 or e.x1 > fb.x1 + 1 or e.y1 > fb.y1 + 1]
+        assert not out, f'{name}: text outside the figure {[round(v) for v in fb.extents]}: {out}'
+        for ax in fig.axes:              # contour labels: whole, inside their axes (no clipping needed)
+            ab = ax.get_window_extent()
+            for t, e in drawn:
+                if t in ax.texts: assert ab.x0 <= e.x0 and e.x1 <= ab.x1 and ab.y0 <= e.y0 and e.y1 <= ab.y1, (name, t.get_text())
+        plt.close(fig)
+    assert len(names) == 8
+
+
+def test_labels_of_different_panels_do_not_overlap(monkeypatch):
+    "The colour bar of one panel and the labels of the next (the 3-D panel's z label, the difference's bar) stay apart"
+    import matplotlib.pyplot as plt
+    for name, fig in _figures():
+        if not name.startswith('explore'): plt.close(fig); continue
+        drawn = _drawn_texts(fig, monkeypatch)
+        owner = {id(t): next((i for i, a in enumerate(fig.axes) if t in a.findobj(type(t))), None) for t, _ in drawn}
+        heads = [(t, e) for t, e in drawn if any(t is x.label for a in fig.axes for x in (a.xaxis, a.yaxis))]
+        clash = [(t.get_text(), u.get_text()) for t, e in heads for u, f in drawn
+                 if owner[id(t)] != owner[id(u)] and e.overlaps(f)]
+        assert not clash, f'{name}: {clash}'
+        plt.close(fig)

@@ -21,9 +21,9 @@ MAY_IMPORT = {'data': set(), 'images': {'data'}, 'gmc': {'data', 'images'},
 
 
 def _place(p: Path) -> str:
-    "The wing or top-level module a source file belongs to (`commands_beyond.py` is on the floor of `commands`)"
+    "The wing or top-level module a source file belongs to (`commands_beyond.py` is on the floor of `commands`, `cli_beyond.py` on that of `cli`)"
     f = p.relative_to(PKG).parts[0].removesuffix('.py')
-    return 'commands' if f.startswith('commands') else f
+    return 'commands' if f.startswith('commands') else 'cli' if f.startswith('cli') else f
 
 
 def _imports(p: Path):
@@ -51,6 +51,7 @@ def test_imports_point_down(p):
         if top in DEV_ONLY and me != 'testing': bad.append(f'line {line}: {mod} is a dev-only package')
         if top != 'gmc_nb' or mod in ('gmc_nb', 'gmc_nb.__version__'): continue
         other = mod.split('.')[1]
+        other = 'commands' if other.startswith('commands') else 'cli' if other.startswith('cli') else other
         if other != me and other not in MAY_IMPORT[me]: bad.append(f'line {line}: {me} imports {mod}')
     assert not bad, f'{p.relative_to(ROOT)}:\n' + '\n'.join(bad)
 
@@ -72,7 +73,7 @@ def test_every_public_parameter_has_a_docment():
 def test_wings_are_subpackages():
     "`ls gmc_nb/` shows the architecture"
     for wing in ('gmc', 'analysis', 'qdebias'): assert (PKG / wing / '__init__.py').exists(), wing
-    assert not [p.name for p in PKG.glob('*.py') if p.stem not in ('__init__', '_modidx', 'data', 'images', 'testing', 'cli', 'commands', 'commands_beyond')]
+    assert not [p.name for p in PKG.glob('*.py') if p.stem not in ('__init__', '_modidx', 'data', 'images', 'testing', 'cli', 'cli_beyond', 'commands', 'commands_beyond')]
 
 
 @pytest.mark.parametrize('argv', [['--help'], ['points', '--help'], ['debias', '--help'], ['score', '--help']])

@@ -60,3 +60,69 @@ def test_report_on_kadid_has_every_table(shared_data, tmp_path):
     k = pd.read_csv(tmp_path / 'k' / 'krasula.csv')
     assert list(k.model) == ['psnr', 'ssim'] and k.AUC_BW.between(0.5, 1).all()
     assert pd.read_csv(tmp_path / 'k' / 'subgroups.csv').subgroup.nunique() == 25
+
+
+def test_report_no_beyond_and_named_after_the_file(table, tmp_path, capsys):
+    "`gmc report --no-beyond` writes no P.1401 or Krasula table; a CSV's report is titled by its file name, not 'table'"
+    main(['report', str(table), '--out', str(tmp_path / 'r'), '--B', '30', '--n-grid', '7', '--quiet', '--no-beyond'])
+    names = {p.name for p in (tmp_path / 'r').iterdir()}
+    assert 'summary.csv' in names and not {'p1401.csv', 'krasula.csv', 'resolving_power.csv'} & names
+    md = (tmp_path / 'r' / 'summary.md').read_text()
+    assert md.splitlines()[0] == '# GMC report: ex' and '## Beyond one number' not in md
+
+
+def test_csv_data_name():
+    "The name of a CSV's data: the file stem, unless a name or a registry key is given"
+    import tempfile
+    from pathlib import Path
+    from gmc_nb.analysis.datasets import read_csv_scores
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / 'my_scores.csv'; example_scores(30).to_csv(p, index=False)
+        assert read_csv_scores(p).name == 'my_scores'
+        assert read_csv_scores(p, name='other').name == 'other'
+
+
+def _debias_results(n=60, seed=0):
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    mos = rng.uniform(1, 5, n)
+    return pd.DataFrame({'image_id': [f'i{k}.png' for k in range(n)], 'mos': mos, 'status': 'ok', 'error': '',
+                         'qbench': mos + rng.normal(0, 1.2, n), 'q_official': mos + rng.normal(0, .8, n)})
+
+
+def test_debias_report_formats(tmp_path, capsys):
+    "`gmc debias-report --format png,pdf,svg`: the surfaces figure in each format, PNG at print resolution; a bad format: one line, exit 2"
+    from PIL import Image
+    from gmc_nb.qdebias.report import debias_report
+    r = debias_report(_debias_results(), tmp_path / 'o', n_grid=7, n_boot=0, formats=('png', 'pdf', 'svg'))
+    for suf in ('png', 'pdf', 'svg'): assert (tmp_path / 'o' / f'surfaces.{suf}').stat().st_size > 1000, suf
+    assert r['files']['surfaces'].suffix == '.png' and r['files']['surfaces.pdf'].suffix == '.pdf'
+    assert Image.open(tmp_path / 'o' / 'surfaces.png').info['dpi'][0] >= 199
+    with pytest.raises(SystemExit) as e: main(['debias-report', str(tmp_path / 'none.jsonl'), '--out', str(tmp_path / 'x'), '--format', 'png,gif'])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and '--format' in err[0] and 'gif' in err[0]
+
+
+def test_seven_models_leave_no_blank_panel(tmp_path):
+    "Seven models on a 2 x 4 grid: the eighth cell holds the colour bar, not an empty frame"
+    import matplotlib; matplotlib.use('Agg')
+    import numpy as np
+    from gmc_nb.commands import _surface_figure
+    from gmc_nb.gmc.inputs import gmc_inputs
+    from gmc_nb.gmc.surface import correlation_surface
+    rng = np.random.default_rng(1); mos = rng.uniform(0, 100, 80)
+    preds = pd.DataFrame({f'm{k}': mos + rng.normal(0, 5 + 5 * k, 80) for k in range(7)})
+    surf = correlation_surface(gmc_inputs(mos, preds), n_grid=5, methods=['SRCC'], progress=False)
+    import matplotlib.pyplot as plt
+    seen = {}
+    orig = plt.Figure.savefig
+    def grab(fig, *a, **k): seen['fig'] = fig; return orig(fig, *a, **k)
+    plt.Figure.savefig = grab
+    try: _surface_figure(surf, 'SRCC', 'seven', tmp_path / 's.png')
+    finally: plt.Figure.savefig = orig
+    fig = seen['fig']
+
+    hidden = [a for a in fig.axes if not a.axison and a.get_visible()]
+    assert len(hidden) == 1, f'expected one hidden panel (the colour bar holder), got {len(hidden)}'
+    assert hidden[0].child_axes, 'the empty panel holds no colour bar'

@@ -271,7 +271,8 @@ def from_frame(df:pd.DataFrame,         # the table
 def read_csv_scores(path, # a CSV file
                     **kw # passed to `from_frame`
                    )->IQAData:
-    "`from_frame` on a CSV file (BOM tolerated)"
+    "`from_frame` on a CSV file (BOM tolerated), named after the file unless `name` or `dataset` is given"
+    if kw.get('name') is None and kw.get('dataset') is None: kw['name'] = Path(path).stem
     return from_frame(read_table(path), source=kw.pop('source', str(path)), **kw)
 
 # %% ../../nbs/20_datasets.ipynb #c017

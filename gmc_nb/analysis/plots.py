@@ -4,6 +4,8 @@
 
 # %% ../../nbs/24_plots.ipynb #c004
 from __future__ import annotations
+import itertools
+from functools import lru_cache
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
@@ -11,16 +13,26 @@ from ..gmc.surface import GMCSurface, trapezoid_mean, correlation_surface, N_GRI
 from .surface_stats import SurfaceDifference
 
 # %% auto #0
-__all__ = ['DPI', 'FORMATS', 'PRINT_DPI', 'check_formats', 'save_figure', 'mos_label', 'plot_surface', 'plot_surface3d',
-           'plot_difference', 'plot_marginals', 'plot_mos_hist', 'explore_figure', 'explorer']
+__all__ = ['DPI', 'FONT', 'FORMATS', 'PRINT_DPI', 'check_formats', 'save_figure', 'mos_label', 'plot_surface', 'plot_surface3d',
+           'plot_difference', 'plot_marginals', 'plot_mos_hist', 'explore_figure', 'explore_frames', 'explorer']
 
 # %% ../../nbs/24_plots.ipynb #c005
 DPI = 72
+FONT = dict(tick=8, label=9, title=9, note=7)   # font sizes (pt at the figure's own size): tick labels, axis labels, titles, contour labels and legends
 
 def _ax(ax, figsize=(4.2, 3.2), projection=None):
+    "`ax`, or the Axes of a new figure whose layout keeps every label inside it"
     if ax is not None: return ax
-    fig = plt.figure(figsize=figsize, dpi=DPI)
+    fig = plt.figure(figsize=figsize, dpi=DPI, layout='constrained')
     return fig.add_subplot(111, projection=projection)
+
+def _fonts(*axes):
+    "Tick labels, axis labels and titles of `axes` at the sizes of `FONT`"
+    for ax in axes:
+        ax.tick_params(labelsize=FONT['tick'])
+        for a in ('xaxis', 'yaxis', 'zaxis'):
+            if hasattr(ax, a): getattr(ax, a).label.set_fontsize(FONT['label'])
+        ax.title.set_fontsize(FONT['title'])
 
 FORMATS = ('png', 'pdf', 'svg')   # figure formats `save_figure` writes
 PRINT_DPI = 200                    # resolution of written PNGs (print quality)
@@ -81,12 +93,13 @@ def plot_surface(surf:GMCSurface,           # the surface to draw
     im = ax.pcolormesh(surf.Q, surf.D, Z, shading='auto', cmap=cmap, vmin=vmin, vmax=vmax)
     if Z.count() > 4 and np.ptp(Z.compressed()) > 0:
         cs = ax.contour(surf.Q, surf.D, Z, levels=levels, colors='k', linewidths=.5)
-        _edge_safe(ax, ax.clabel(cs, fontsize=6, fmt='%.2f', inline_spacing=2))
-    if colorbar: ax.figure.colorbar(im, ax=ax, label=f'GMC-{method}')
+        _edge_safe(ax, ax.clabel(cs, fontsize=FONT['note'], fmt='%.2f', inline_spacing=2))
+    cb = ax.figure.colorbar(im, ax=ax, label=f'GMC-{method}') if colorbar else None
     u = _units(surf, unit)
     ax.set_xlabel(mos_label(u, 'MOS level Q')); ax.set_ylabel(mos_label(u, '|ΔMOS| level'))
     mean, glob = trapezoid_mean(surf.values[model, method], surf.Q, surf.D), surf.global_.loc[model, method]
-    ax.set_title(f'{model}: GMC-{method} {mean:.3f} (global {glob:.3f})', fontsize=9)
+    ax.set_title(f'{model}: GMC-{method} {mean:.3f} (global {glob:.3f})')
+    _fonts(ax, *([cb.ax] if cb else []))
     return ax
 
 def plot_surface3d(surf:GMCSurface,         # the surface to draw
@@ -103,9 +116,9 @@ def plot_surface3d(surf:GMCSurface,         # the surface to draw
     Q, D = np.meshgrid(surf.Q, surf.D)
     ax.plot_surface(Q, D, np.ma.masked_invalid(surf.values[model, method]), cmap=cmap, linewidth=0, antialiased=False)
     u = _units(surf, unit)
-    ax.set_xlabel(mos_label(u, 'MOS'), fontsize=8); ax.set_ylabel(mos_label(u, '|ΔMOS|'), fontsize=8)
-    ax.set_zlabel(f'GMC-{method}', fontsize=8); ax.view_init(elev, azim); ax.tick_params(labelsize=7)
-    ax.set_title(model, fontsize=9)
+    ax.set_xlabel(mos_label(u, 'MOS')); ax.set_ylabel(mos_label(u, '|ΔMOS|'))
+    ax.set_zlabel(f'GMC-{method}'); ax.view_init(elev, azim)
+    ax.set_title(model); _fonts(ax)
     return ax
 
 # %% ../../nbs/24_plots.ipynb #c011
@@ -125,7 +138,7 @@ def plot_difference(diff:SurfaceDifference|GMCSurface, # `SurfaceBootstrap.diffe
     ax = _ax(ax)
     lim = lim or (float(np.nanmax(np.abs(diff['diff']))) if np.isfinite(diff['diff']).any() else 1.) or 1.
     im = ax.pcolormesh(Q, D, Z, shading='auto', cmap='RdBu_r', vmin=-lim, vmax=lim)
-    if colorbar: ax.figure.colorbar(im, ax=ax, label=f"Δ GMC-{diff['method']} ({diff['A']} − {diff['B']})")
+    cb = ax.figure.colorbar(im, ax=ax, label=f"Δ GMC-{diff['method']} ({diff['A']} − {diff['B']})") if colorbar else None
     title = f"{diff['A']} − {diff['B']}"
     if mask is not None:
         m = np.nan_to_num(mask)
@@ -133,9 +146,10 @@ def plot_difference(diff:SurfaceDifference|GMCSurface, # `SurfaceBootstrap.diffe
             if (m == val).any():
                 ax.contourf(Q, D, (m == val).astype(float), levels=[.5, 1.5], colors='none', hatches=[hatch])
                 ax.contour(Q, D, (m == val).astype(float), levels=[.5], colors='k', linewidths=.6)
-        title += f"  (A better {np.mean(m == 1):.0%}, B better {np.mean(m == -1):.0%} of cells)"
+        title += f"\n(A better {np.mean(m == 1):.0%}, B better {np.mean(m == -1):.0%} of cells)"
     u = unit or f'{Q.min():.3g}–{Q.max():.3g}'
-    ax.set_xlabel(mos_label(u, 'MOS level Q')); ax.set_ylabel(mos_label(u, '|ΔMOS| level')); ax.set_title(title, fontsize=8)
+    ax.set_xlabel(mos_label(u, 'MOS level Q')); ax.set_ylabel(mos_label(u, '|ΔMOS| level')); ax.set_title(title)
+    _fonts(ax, *([cb.ax] if cb else []))
     return ax
 
 # %% ../../nbs/24_plots.ipynb #c015
@@ -152,7 +166,8 @@ def plot_marginals(curves:dict,     # name -> DataFrame with column `estimate` (
         line, = ax.plot(x, c['estimate'], lw=1.3, label=name)
         if 'lo' in c and 'hi' in c: ax.fill_between(x, c['lo'], c['hi'], color=line.get_color(), alpha=alpha, lw=0)
     ax.set_xlabel(mos_label(unit, 'MOS level Q' if along == 'Q' else '|ΔMOS| level'))
-    ax.set_ylabel(f'mean GMC-{method}'); ax.legend(fontsize=7, frameon=False); ax.grid(alpha=.3)
+    ax.set_ylabel(f'mean GMC-{method}'); ax.legend(fontsize=FONT['note'], frameon=False); ax.grid(alpha=.3)
+    _fonts(ax)
     return ax
 
 def plot_mos_hist(mos,              # MOS per image
@@ -164,11 +179,11 @@ def plot_mos_hist(mos,              # MOS per image
     "Histogram of the MOS and, on a second axis, the regulator weight of each image; returns the Axes"
     mos = np.asarray(mos, float); ax = _ax(ax)
     ax.hist(mos, bins=bins, color='0.75', edgecolor='0.5', lw=.4)
-    ax.set_xlabel(mos_label(unit, label)); ax.set_ylabel('images')
+    ax.set_xlabel(mos_label(unit, label)); ax.set_ylabel('images'); _fonts(ax)
     if rho is not None:
         ax2 = ax.twinx(); o = np.argsort(mos); r = np.asarray(rho, float)
         ax2.plot(mos[o], r[o] / r.mean(), color='C3', lw=1.2)
-        ax2.set_ylabel('regulator weight ρ / mean', color='C3'); ax2.tick_params(axis='y', colors='C3')
+        ax2.set_ylabel('regulator weight ρ / mean', color='C3'); ax2.tick_params(axis='y', colors='C3'); _fonts(ax2)
     return ax
 
 # %% ../../nbs/24_plots.ipynb #c019
@@ -176,6 +191,26 @@ def _as_data(d):
     if hasattr(d, 'oriented'): return d.mos, d.oriented(), d.std
     mos, preds, *rest = d
     return np.asarray(mos, float), pd.DataFrame(preds), (rest[0] if rest else None)
+
+def _explore_surface(mos, preds, std, models, method, rho, tau, n_grid):
+    "The costly part of a redraw: the surface of `models` for one regulator and τ"
+    from gmc_nb.gmc.inputs import gmc_inputs
+    inp = gmc_inputs(mos, preds[list(models)], std=std, rho=rho, tau=tau)
+    return correlation_surface(inp, n_grid=n_grid, methods=[method])
+
+def _explore_draw(s, models, method, unit):
+    "The three panels of the explorer from a surface: heat map of A, A − B (or 3-D of A), marginals"
+    fig = plt.figure(figsize=(11, 3.1), dpi=DPI, layout='constrained')
+    A = models[0]
+    plot_surface(s, A, method, ax=fig.add_subplot(131), unit=unit)
+    if len(models) == 2: plot_difference(s, A, models[1], method, ax=fig.add_subplot(132), unit=unit)
+    else:       # constrained layout does not see a 3-D panel's labels: give it room beside the colour bar
+        plot_surface3d(s, A, method, ax=fig.add_subplot(132, projection='3d'), unit=unit)
+        fig.get_layout_engine().set(wspace=.12)
+    plot_marginals({m: pd.DataFrame({'estimate': s.marginal(m, method, 'Q')}) for m in models}, ax=fig.add_subplot(133), unit=unit, method=method)
+    return fig
+
+def _models(A, B): return (A,) if B in (None, '(none)', A) else (A, B)
 
 def explore_figure(data,              # an `IQAData` or (mos, preds_df[, std])
                    A:str,             # model whose surface is drawn
@@ -186,24 +221,37 @@ def explore_figure(data,              # an `IQAData` or (mos, preds_df[, std])
                    n_grid:int=N_GRID, # points per axis
                    unit:str|None=None): # MOS unit for the labels
     "The explorer's figure for one choice: heat map of A, difference A − B (or 3-D of A), marginals along MOS"
-    from gmc_nb.gmc.inputs import gmc_inputs
-    mos, preds, std = _as_data(data)
-    models = [A] if B is None or B == A else [A, B]
-    inp = gmc_inputs(mos, preds[models], std=std, rho=rho, tau=tau)
-    s = correlation_surface(inp, n_grid=n_grid, methods=[method])
-    fig = plt.figure(figsize=(11, 3.1), dpi=DPI)
-    plot_surface(s, A, method, ax=fig.add_subplot(131), unit=unit)
-    if len(models) == 2: plot_difference(s, A, B, method, ax=fig.add_subplot(132), unit=unit)
-    else: plot_surface3d(s, A, method, ax=fig.add_subplot(132, projection='3d'), unit=unit)
-    plot_marginals({m: pd.DataFrame({'estimate': s.marginal(m, method, 'Q')}) for m in models}, ax=fig.add_subplot(133), unit=unit, method=method)
-    fig.tight_layout()
-    return fig
+    mos, preds, std = _as_data(data); models = _models(A, B)
+    return _explore_draw(_explore_surface(mos, preds, std, models, method, rho, tau, n_grid), models, method, unit)
 
+# %% ../../nbs/24_plots.ipynb #22bb9af8
+def explore_frames(data,                     # an `IQAData` or (mos, preds_df[, std])
+                   A:str,                    # model whose surface is drawn
+                   B:str|None=None,          # second model: the middle panel shows A − B (else the 3-D surface of A)
+                   method:str='SRCC',        # the correlation
+                   rhos=('gaussian', 'lds', 'none'), # regulators (first slider)
+                   taus=(.5, .71, 1., 1.41, 2.),    # std multipliers τ (second slider)
+                   n_grid:int=15,            # points per axis of each surface
+                   unit:str|None=None,       # MOS unit for the labels
+                   dpi:int=60                # resolution of each frame (sets the size of the saved widget state)
+                  )->dict:
+    "PNG bytes of `explore_figure` at every (regulator, τ), keyed by (rho, tau) in grid order: the frames of `frame_explorer`"
+    from gmc_nb.gmc.explain import fig_png
+    rhos, taus = list(rhos), [float(t) for t in taus]
+    for name, v in (('rhos', rhos), ('taus', taus)):
+        if not v or len(set(v)) != len(v): raise ValueError(f"explore_frames: {name} must be non-empty and distinct, got {v}")
+    mos, preds, std = _as_data(data); models = _models(A, B)
+    return {(r, t): fig_png(_explore_draw(_explore_surface(mos, preds, std, models, method, r, t, n_grid), models, method, unit), dpi)
+            for r, t in itertools.product(rhos, taus)}
+
+# %% ../../nbs/24_plots.ipynb #c019b
 def explorer(datasets:dict,  # name -> IQAData or (mos, preds_df[, std])
              n_grid:int=N_GRID, # points per axis of every redraw (≤ 31 keeps large sets responsive)
-             unit:dict|None=None): # data set name -> MOS unit for the labels
-    "An ipywidgets explorer over `datasets`; returns the widget (display it)"
+             unit:dict|None=None, # data set name -> MOS unit for the labels
+             cache:int=32):  # surfaces kept (least recently used go first): a revisited choice redraws without recomputing
+    "An ipywidgets explorer over `datasets` (live kernel: recomputes exactly, on slider release); returns the widget"
     import ipywidgets as W
+    from IPython.display import display
     names = list(datasets)
     first = _as_data(datasets[names[0]])[1].columns.tolist()
     w = dict(ds=W.Dropdown(options=names, description='data set'),
@@ -211,15 +259,22 @@ def explorer(datasets:dict,  # name -> IQAData or (mos, preds_df[, std])
              B=W.Dropdown(options=['(none)'] + first, value=first[1] if len(first) > 1 else '(none)', description='model B'),
              method=W.ToggleButtons(options=['PLCC', 'SRCC', 'KRCC'], value='SRCC', description='method'),
              rho=W.ToggleButtons(options=['gaussian', 'lds', 'none'], value='gaussian', description='regulator'),
-             tau=W.FloatLogSlider(value=1., base=10, min=-.7, max=.7, step=.05, description='τ'))
+             tau=W.FloatLogSlider(value=1., base=10, min=-.7, max=.7, step=.05, description='τ',
+                                  continuous_update=False))      # recompute on release, not on every key press
     def sync(change):
         cols = _as_data(datasets[change['new']])[1].columns.tolist()
         w['A'].options = cols; w['A'].value = cols[0]
         w['B'].options = ['(none)'] + cols; w['B'].value = cols[1] if len(cols) > 1 else '(none)'
     w['ds'].observe(sync, names='value')
+    @lru_cache(maxsize=cache)
+    def surface(ds, models, method, rho, tau): return _explore_surface(*_as_data(datasets[ds]), models, method, rho, tau, n_grid)
     def show(ds, A, B, method, rho, tau):
-        if A not in _as_data(datasets[ds])[1].columns: return
-        fig = explore_figure(datasets[ds], A, None if B == '(none)' else B, method, rho, tau, n_grid, (unit or {}).get(ds))
-        plt.show(fig)
+        cols = _as_data(datasets[ds])[1].columns
+        if A not in cols or (B != '(none)' and B not in cols): return     # mid-way through a data set change
+        models = _models(A, B)
+        fig = _explore_draw(surface(ds, models, method, rho, round(float(tau), 9)), models, method, (unit or {}).get(ds))
+        display(fig); plt.close(fig)
     out = W.interactive_output(show, w)
-    return W.VBox([W.HBox([w['ds'], w['A'], w['B']]), W.HBox([w['method'], w['rho']]), w['tau'], out])
+    box = W.VBox([W.HBox([w['ds'], w['A'], w['B']]), W.HBox([w['method'], w['rho']]), w['tau'], out])
+    box.surface_cache = surface          # `cache_info()` tells how many redraws were free
+    return box

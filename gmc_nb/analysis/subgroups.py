@@ -335,7 +335,7 @@ def plot_subgroup_heatmap(table:pd.DataFrame,   # `subgroup_correlations` or `su
                 v = M.iat[i, j]
                 if np.isfinite(v):
                     dark = abs((v - lo) / ((hi - lo) or 1) - .5) > .35    # white text on the darkest ends of the map
-                    ax.text(j, i, format(v, fmt), ha='center', va='center', fontsize=6.5, color='w' if dark else 'k')
+                    ax.text(j, i, format(v, fmt), ha='center', va='center', fontsize=7, color='w' if dark else 'k')
     ax.figure.colorbar(im, ax=ax, label=method if value != 'GMC' else f'GMC-{method}', fraction=.04, pad=.02)
     a = table.attrs
     ax.set_title(f"{a.get('dataset') or ''} {method} by {a.get('by') or 'subgroup'}".strip(), fontsize=9)

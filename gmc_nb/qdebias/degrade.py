@@ -13,7 +13,7 @@ from ..images import MIN_SIDE, as_rgb8, model_view
 from .distortions import DEGRADATIONS, as_generator, get_degradation
 
 # %% auto #0
-__all__ = ['QDEBIAS', 'degradation_table', 'degrade', 'gallery']
+__all__ = ['QDEBIAS', 'degradation_table', 'degrade', 'degradation_frames', 'gallery']
 
 # %% ../../nbs/32_degrade.ipynb #c036
 QDEBIAS = (('zoom_blur', 3), ('spatter', 3), ('saturate', 3), ('fog', 4))  # Q-Debias' four (name, severity), in its code's order
@@ -39,32 +39,91 @@ def degrade(image,          # HxWx3 uint8 array, PIL image or image file (read b
     return d.fn(x, d.params[int(severity) - 1], rng)
 
 # %% ../../nbs/32_degrade.ipynb #c052
-def _png(a:np.ndarray) -> bytes:
-    buf = io.BytesIO(); Image.fromarray(a).save(buf, 'PNG'); return buf.getvalue()
+def _png(a:np.ndarray, colors:int|None=None) -> bytes:
+    "PNG bytes of `a`; with `colors`, as a dithered palette of that many colours (about half the bytes)"
+    im = Image.fromarray(a)
+    if colors is not None: im = im.quantize(int(colors), method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
+    buf = io.BytesIO(); im.save(buf, 'PNG', optimize=colors is not None); return buf.getvalue()
 
 def _thumb(a, width):
     a = as_rgb8(a)
     if a.shape[1] <= width: return a
     return np.asarray(Image.fromarray(a).resize((width, max(MIN_SIDE, round(width * a.shape[0] / a.shape[1]))), Image.BICUBIC))
 
-def gallery(images:dict,         # name -> image (array or PIL)
+def _thumbs(images, width):
+    "name -> thumbnail (`width` wide at most) of a dict of images, checked"
+    if not isinstance(images, dict): raise ValueError(f"images: expected a dict name -> image, got {type(images).__name__}")
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < MIN_SIDE:
+        raise ValueError(f"width: expected an int >= {MIN_SIDE}, got {width!r}")
+    thumbs = {str(k): _thumb(model_view(v), width) for k, v in images.items()}
+    if not thumbs: raise ValueError("images: need at least one image")
+    return thumbs
+
+def _names(names):
+    "The distortions asked for (default: all), each checked against the registry"
+    names = list(DEGRADATIONS if names is None else [names] if isinstance(names, str) else names)
+    if not names: raise ValueError("names: need at least one distortion")
+    for n in names: get_degradation(n)
+    return names
+
+def degradation_frames(images:dict,               # name -> image (array, PIL image or file)
+                       names=None,                # distortions (default: every registered one)
+                       severities=(1, 2, 3, 4, 5), # ImageNet-C levels to draw
+                       seed:int=0,                # seed of the random distortions, the same for every frame
+                       width:int=128,             # thumbnails are at most this wide
+                       colors:int|None=256,       # palette size of each PNG (2..256); None: full colour
+                      ) -> dict:
+    "PNG thumbnails of every distortion × severity × image, keyed (distortion, severity, image) in that order"
+    thumbs, names = _thumbs(images, width), _names(names)
+    sevs = list(severities)
+    if not sevs or any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or not 1 <= s <= 5 for s in sevs):
+        raise ValueError(f"severities: expected ints in 1..5, got {severities!r}")
+    if colors is not None and (isinstance(colors, bool) or not isinstance(colors, (int, np.integer)) or not 2 <= colors <= 256):
+        raise ValueError(f"colors: expected an int in 2..256 or None, got {colors!r}")
+    return {(n, int(s), k): _png(degrade(x, n, int(s), seed=seed), colors) for n in names for s in sevs for k, x in thumbs.items()}
+
+
+# %% ../../nbs/32_degrade.ipynb #5eef15fe
+def _static_gallery(images, names, width, seed, colors):
+    "Sliders over `degradation_frames` beside the originals; the frames switch in the browser, with no kernel"
+    import base64
+    import ipywidgets as W
+    from gmc_nb.gmc.explain import frame_explorer
+    frames = degradation_frames(images, names, seed=seed, width=width, colors=colors)
+    one = len(images) == 1
+    if one: frames = {k[:2]: v for k, v in frames.items()}
+    sliders, stack = frame_explorer(frames, ['distortion', 'severity'] + ([] if one else ['image']), css='degrade-frames').children
+    uri = lambda x: base64.b64encode(_png(x, colors)).decode()
+    originals = W.HTML(''.join(f'<figure style="margin:0 8px 0 0"><img alt="original {k}" src="data:image/png;base64,{uri(x)}">'
+                               f'<figcaption>original: {k}</figcaption></figure>' for k, x in _thumbs(images, width).items()))
+    box = W.VBox([sliders, W.HBox([originals, stack])]); box.add_class('degrade-frames')
+    return box
+
+def gallery(images:dict,         # name -> image (array, PIL image or file)
             names=None,          # distortions offered (default: all)
             width:int=256,       # photographs are shown downscaled to this width
+            static:bool=False,   # precomputed frames behind sliders that work with no kernel (`degradation_frames`)
+            seed:int=0,          # initial seed (static: the seed of every frame)
+            colors:int|None=256, # static only: palette size of the frames' PNGs (None: full colour)
            ):
-    "An ipywidgets viewer: image x distortion x severity (slider) x seed; 'all severities' shows one row of five."
+    "An ipywidgets viewer of image × distortion × severity × seed; `static=True`: precomputed, no kernel needed"
+    if static: return _static_gallery(images, names, width, seed, colors)
     import ipywidgets as W
-    thumbs = {k: _thumb(v, width) for k, v in images.items()}
-    if not thumbs: raise ValueError("images: need at least one image")
+    from functools import lru_cache
+    thumbs, names = _thumbs(images, width), _names(names)
     img = W.Dropdown(options=list(thumbs), description='image')
-    name = W.Dropdown(options=list(names or DEGRADATIONS), description='distortion')
-    sev = W.IntSlider(value=3, min=1, max=5, description='severity')
-    seed = W.BoundedIntText(value=0, min=0, max=2**31 - 1, description='seed')
+    name = W.Dropdown(options=names, description='distortion')
+    sev = W.IntSlider(value=3, min=1, max=5, description='severity', continuous_update=False)  # recompute on release
+    seed_ = W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description='seed')
     row = W.Checkbox(value=False, description='all severities')
     view = W.Image(format='png')
+    copy = lru_cache(maxsize=512)(lambda k, n, s, sd: degrade(thumbs[k], n, s, seed=sd))   # revisits are free
     def update(*_):
-        x = thumbs[img.value]
         sevs = range(1, 6) if row.value else [sev.value]
-        view.value = _png(np.hstack([x] + [degrade(x, name.value, s, seed=seed.value) for s in sevs]))
-    for w_ in (img, name, sev, seed, row): w_.observe(update, 'value')
+        view.value = _png(np.hstack([thumbs[img.value]] + [copy(img.value, name.value, s, seed_.value) for s in sevs]))
+    for w_ in (img, name, sev, seed_, row): w_.observe(update, 'value')
     update()
-    return W.VBox([W.HBox([img, name]), W.HBox([sev, seed, row]), view])
+    ui = W.VBox([W.HBox([img, name]), W.HBox([sev, seed_, row]), view])
+    ui.copies = copy
+    return ui
+

@@ -17,9 +17,11 @@ from .lmm import LMM, load_model, render_prompt, answer_token_ids
 from .prompts import get_prompt
 from .prompting import check_degradations, degradation_tags, degraded_views, prompt_logits, conditional_probs, QUALITY, SIMILARITY, BASELINE
 from .aggregate import AGGREGATIONS, aggregation_weights, score_variants
+from ..gmc.explain import fig_png
+
 
 # %% auto #0
-__all__ = ['DebiasExplanation', 'explain_debias', 'plot_debias', 'debias_widget']
+__all__ = ['DebiasExplanation', 'explain_debias', 'plot_debias', 'debias_frames', 'debias_widget']
 
 # %% ../../nbs/43_explain.ipynb #c006
 def _fold_repeats(text:str) -> str:
@@ -123,7 +125,8 @@ def explain_debias(model,                     # a loaded `gmc_nb.qdebias.lmm.LMM
         p = get_prompt(name)
         prompts[name] = render_prompt(lmm.processor, p)
         mtext[name], ntok[name] = _model_text(lmm, prompts[name], [views[0], x] if p.n_images == 2 else [x])
-        aids[name] = dict(zip(p.answers, answer_token_ids(lmm.tokenizer, p.answers)))
+        spelled = getattr(p, 'answer_spellings', lambda: p.answers)()   # as the pipeline reads them (' good' after a prefix)
+        aids[name] = dict(zip(p.answers, answer_token_ids(lmm.tokenizer, spelled)))
     # one row per degradation: logits, probabilities, weights of each variant present in the scores
     pv = pd.DataFrame(index=pd.Index(tags, name='degradation'))
     for w in get_prompt(QUALITY).answers: pv[f'logit_{w}'] = [float(L[f'{t}__logit_{w}'].iloc[0]) for t in tags]
@@ -211,6 +214,50 @@ def _image_choices(images):
         return out
     raise ValueError(f"images: expected a MOS table, a dict or a list of files, got {type(images).__name__}")
 
+_LOAD_KW = ('device', 'dtype', 'attn_implementation', 'trust_remote_code')
+
+def _explainer(model, images, degradation_sets, mos_range, kw, max_frames=None):
+    "(choices, sets, explain): images and degradation lists checked, the model loaded, `explain(name, label)` cached"
+    choices = _image_choices(images)
+    if not choices: raise ValueError("images: nothing to show")
+    if degradation_sets is not None and not isinstance(degradation_sets, dict):
+        raise ValueError(f"degradation_sets: expected a dict label -> degradations, got {type(degradation_sets).__name__}")
+    sets = {'Q-Debias four': None} if degradation_sets is None else dict(degradation_sets)
+    if not sets: raise ValueError("degradation_sets: empty")
+    for d in sets.values(): check_degradations(d)       # fail early on a bad list
+    if max_frames is not None and len(choices) * len(sets) > max_frames:
+        raise ValueError(f"max_frames: {len(choices)} images x {len(sets)} degradation sets = {len(choices) * len(sets)} "
+                         f"frames, over max_frames={max_frames}; pass fewer images or sets")
+    if mos_range is None and isinstance(images, pd.DataFrame) and 'mos' in images and images['mos'].nunique() > 1:
+        mos_range = (float(images['mos'].min()), float(images['mos'].max()))
+    lmm = model if isinstance(model, LMM) else load_model(model, **{k: kw.pop(k) for k in list(kw) if k in _LOAD_KW})
+    cache = {}
+    def explain(name, lab):
+        if (name, lab) not in cache:
+            im, iid, mos = choices[name]
+            cache[name, lab] = explain_debias(lmm, im, image_id=iid, mos=mos, mos_range=mos_range if mos is not None else None,
+                                              degradations=sets[lab], **kw)
+        return cache[name, lab]
+    explain.cache = cache
+    return choices, sets, explain
+
+
+# %% ../../nbs/43_explain.ipynb #d93dc70c
+def debias_frames(model,                       # a loaded `gmc_nb.qdebias.lmm.LMM`, or a model folder / hub id
+                  images,                      # MOS table (`read_mos_table`), dict name -> image, or list of files
+                  degradation_sets:dict|None=None, # label -> degradations; default only the Q-Debias four
+                  mos_range:tuple|None=None,   # MOS scale; default the table's MOS range
+                  dpi:int=50,                  # resolution of each frame (small: every frame is stored in the page)
+                  figsize=None,                # size of each frame in inches; default `plot_debias`'s
+                  max_frames:int=36,           # refuse more images x degradation sets than this
+                  **kw,                        # passed to `explain_debias` (seed, temperature, max_side, ...)
+                 ) -> dict:
+    "PNG bytes of `plot_debias` for every image x degradation set, keyed (image name, degradation label) in that order"
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, float, np.integer, np.floating)) or not 10 <= dpi <= 600:
+        raise ValueError(f"dpi: expected a number in 10..600, got {dpi!r}")
+    choices, sets, explain = _explainer(model, images, degradation_sets, mos_range, kw, max_frames)
+    return {(name, lab): fig_png(plot_debias(explain(name, lab), figsize=figsize, dpi=dpi), dpi) for name in choices for lab in sets}
+
 def debias_widget(model,                   # a loaded `gmc_nb.qdebias.lmm.LMM`, or a model folder / hub id
                   images,                  # MOS table (`read_mos_table`), dict name -> image, or list of files
                   degradation_sets:dict|None=None, # label -> degradations; default only the Q-Debias four
@@ -218,35 +265,24 @@ def debias_widget(model,                   # a loaded `gmc_nb.qdebias.lmm.LMM`, 
                   image:str|None=None,     # initially shown image; default the first
                   **kw,                    # passed to `explain_debias` (seed, temperature, max_side, ...)
                  ):
-    "ipywidgets explorer of `explain_debias`: an image menu and a degradation-list menu"
+    "ipywidgets explorer of `explain_debias`: an image slider (recomputed on release) and a degradation-list menu, cached"
     import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-    lmm = model if isinstance(model, LMM) else load_model(model, **{k: kw.pop(k) for k in list(kw) if k in
-                                                                   ('device', 'dtype', 'attn_implementation', 'trust_remote_code')})
-    choices = _image_choices(images)
-    if not choices: raise ValueError("images: nothing to show")
+    from IPython.display import Image as PNG, display
+    choices, sets, explain = _explainer(model, images, degradation_sets, mos_range, kw)
     if image is not None and image not in choices: raise ValueError(f"image: {image!r} is not among {list(choices)[:5]}...")
-    sets = {'Q-Debias four': None} if degradation_sets is None else dict(degradation_sets)
-    if not sets: raise ValueError("degradation_sets: empty")
-    for lab, d in sets.items(): check_degradations(d)       # fail early on a bad list
-    if mos_range is None and isinstance(images, pd.DataFrame) and 'mos' in images and images['mos'].nunique() > 1:
-        mos_range = (float(images['mos'].min()), float(images['mos'].max()))
-    pick = W.Dropdown(options=list(choices), value=image or next(iter(choices)), description='image')
+    pick = W.SelectionSlider(options=list(choices), value=image or next(iter(choices)), description='image',
+                             continuous_update=False, style=dict(description_width='initial'), layout=W.Layout(width='32em'))
+    pick.add_class('qdebias-live-slider')
     degm = W.Dropdown(options=list(sets), description='degradations', layout=W.Layout(display=None if len(sets) > 1 else 'none'))
-    out, cache = W.Output(), {}
-    def explain(name, lab):
-        if (name, lab) not in cache:
-            im, iid, mos = choices[name]
-            cache[name, lab] = explain_debias(lmm, im, image_id=iid, mos=mos, mos_range=mos_range if mos is not None else None,
-                                              degradations=sets[lab], **kw)
-        return cache[name, lab]
+    out, figs = W.Output(), {}
     def show(*_):
+        key = pick.value, degm.value
         with out:
             out.clear_output(wait=True)
             try:
-                e = explain(pick.value, degm.value)
-                plot_debias(e); plt.show()
+                e = explain(*key)
+                if key not in figs: figs[key] = fig_png(plot_debias(e), dpi=80)     # drawn once per image and list
+                display(PNG(figs[key]))
                 for name, text in e.prompts.items():
                     print(f'{name} ({e.n_tokens[name]} tokens; answers {e.answer_ids[name]}):\n  {text!r}')
                 display(e.per_view.round(4))
@@ -254,5 +290,6 @@ def debias_widget(model,                   # a loaded `gmc_nb.qdebias.lmm.LMM`, 
     for w_ in (pick, degm): w_.observe(show, names='value')
     show()
     ui = W.VBox([W.HBox([pick, degm]), out])
-    ui.explanations = cache
+    ui.explanations, ui.figures = explain.cache, figs
     return ui
+

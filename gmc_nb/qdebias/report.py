@@ -203,9 +203,11 @@ def debias_report(results,                   # results file (shards included) or
                   seed:int=0,                # bootstrap seed
                   level:float=.95,           # confidence level of every interval
                   kind:str='bca',            # interval: 'bca' or 'percentile', as `gmc_nb.analysis.stats`
+                  formats=('png',),          # figure formats (`gmc_nb.analysis.plots.check_formats`): PNG at print resolution, PDF, SVG
                  ) -> DebiasReport:
-    "Write correlations.csv, comparison.csv, gmc_summary.csv, errors.csv, surfaces.png and report.md."
-    import matplotlib.pyplot as plt
+    "Write correlations.csv, comparison.csv, gmc_summary.csv, errors.csv, surfaces.png (and .pdf/.svg on request) and report.md."
+    from gmc_nb.analysis.plots import check_formats, save_figure
+    formats = check_formats(formats)
     df = results if isinstance(results, pd.DataFrame) else load_results(results)
     ev, cmp = _evaluate(df, n_boot, level, seed, baseline, kind)      # options checked before any file is written
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
@@ -216,7 +218,8 @@ def debias_report(results,                   # results file (shards included) or
     if baseline in df and debiased in df:
         surf = gmc_compare(df, debiased, baseline, n_grid)
         summ = surf.summary(); save('gmc_summary', summ, index=False)
-        fig = plot_comparison(surf, debiased, baseline); fig.savefig(out / 'surfaces.png', dpi=200, bbox_inches='tight'); plt.close(fig)
-        files['surfaces'] = out / 'surfaces.png'
+        paths = save_figure(plot_comparison(surf, debiased, baseline), out / 'surfaces.png', formats)
+        files.update({'surfaces' if q.suffix == '.png' else f'surfaces{q.suffix}': q for q in paths})
+        files.setdefault('surfaces', paths[0])
     (out / 'report.md').write_text(_report_md(df, ev, errs, summ, cmp, debiased, baseline)); files['report'] = out / 'report.md'
     return DebiasReport(out, files, ev, summ, cmp)
