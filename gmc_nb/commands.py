@@ -325,7 +325,7 @@ def cmd_debias(a # parsed arguments of `gmc debias`
                       batch_images=a.batch_images, batch_size=a.batch_size, max_side=a.max_side, limit=a.limit, workers=a.workers,
                       progress=not a.quiet, allow_outside=a.allow_outside_images, device=_device_for(a.device),
                       dtype=a.dtype, trust_remote_code=a.trust_remote_code, mos_direction=a.mos_direction,
-                      reuse={'none': (), 'both': ('images', 'prefix')}.get(a.reuse, a.reuse))
+                      reuse=a.reuse)
     print(f"{info['new_ok']} images scored, {info['new_errors']} failed, {info['skipped']} already done; "
           f"{info['images_per_s']:.2f} img/s -> {info['store']}")
 

@@ -138,4 +138,5 @@ def test_run_debias_with_reuse_equals_plain(lmms, arch, tmp_path, capsys):
 def test_reuse_option_checked():
     from gmc_nb.qdebias.run import RunOptions
     assert RunOptions(reuse='prefix').reuse == ('prefix',) and RunOptions().reuse == 'auto'
+    assert RunOptions(reuse='both').reuse == ('images', 'prefix') and RunOptions(reuse='none').reuse == ()   # `gmc debias --reuse` spellings
     with pytest.raises(ValueError, match=r"reuse: unknown saving\(s\) \['kv'\]"): RunOptions(reuse='kv')

@@ -34,10 +34,11 @@ def reuse_support(lmm:LMM, # the loaded model
         if not hasattr(lmm.model, need): return f"{type(lmm.model).__name__} has no {need}()"
     return ''
 
-def check_reuse(reuse, # 'images', 'prefix', a tuple of them, or () / None for plain batching
+def check_reuse(reuse, # 'images', 'prefix', a tuple of them, 'both', or () / None / 'none' for plain batching
                ) -> tuple:
-    "The validated tuple of savings, in the order of `REUSE`."
-    items = () if reuse is None else (reuse,) if isinstance(reuse, str) else tuple(reuse)
+    "The validated tuple of savings, in the order of `REUSE` (the spellings of `gmc debias --reuse` included)."
+    words = {'none': (), 'both': REUSE}
+    items = () if reuse is None else words.get(reuse, (reuse,)) if isinstance(reuse, str) else tuple(reuse)
     bad = [r for r in items if r not in REUSE]
     if bad: raise ValueError(f"reuse: unknown saving(s) {bad!r}; known: {', '.join(REUSE)}")
     return tuple(r for r in REUSE if r in items)
