@@ -50,6 +50,7 @@ class _Kernel:
         self.lo, self.rng = lo, rng
         s = inp.tau * inp.std / rng                         # std in units of the MOS range
         self.u, self.s2 = t((inp.mos - lo) / rng), t(s * s)
+        with np.errstate(divide='ignore'): self.logrho = t(np.log(inp.rho))
         with np.errstate(divide='ignore'):
             self.c = t(np.stack([np.log(inp.rho) - ((inp.mos - lo) / rng) ** 2 / (2 * s * s),
                                  ((inp.mos - lo) / rng) / (s * s), -1 / (2 * s * s)], 1))   # log ρG_s = c0 + c1 Q + c2 Q²
@@ -57,11 +58,12 @@ class _Kernel:
         self.starts = torch.as_tensor(_row_starts(self.n), device=device)
         self.npairs = self.n * (self.n - 1) // 2
 
-    def pair_terms(self, i, j, rows, f=None):
-        "The pair terms (..., R, C) of the `_SumRow`s `rows` for the pairs (i, j); `f` (..., nf, n): other features (one set per replicate)"
+    def pair_terms(self, i, j, rows, f=None, d=None):
+        """The pair terms (..., R, C) of the `_SumRow`s `rows` for the pairs (i, j); `f` (..., nf, n): other features (one set
+        per replicate); `d` (..., nf, C): the pairs' feature differences, already formed (i, j unused)"""
         torch = self.torch
         f = self.f if f is None else f
-        d = f[..., i] - f[..., j]                                           # (..., nf, C) differences
+        if d is None: d = f[..., i] - f[..., j]                             # (..., nf, C) differences
         a, b = (torch.tensor([getattr(r, c) for r in rows], device=self.device) for c in 'ab')
         out = d[..., a, :] * d[..., b, :]                                   # every row as _PairTerm.DIFF_PRODUCT, in one product
         for term, fill in ((_PairTerm.SIGN_PRODUCT, lambda k: torch.sign(d[..., a[k], :]) * torch.sign(d[..., b[k], :])),
@@ -79,8 +81,9 @@ class _Kernel:
                             torch.ones_like(A)], 0)
 
     def image_logweights(self, Qs):
-        "log(ρ_i G_s(i; Q)) for scaled levels Qs: shape (k, n)"
-        return self.c[:, 0][None] + self.c[:, 1][None] * Qs[:, None] + self.c[:, 2][None] * Qs[:, None] ** 2
+        """log(ρ_i G_s(i; Q)) for scaled levels Qs: shape (k, n). Centred, as the definition writes it: the expanded
+        c0 + c1 Q + c2 Q² of `log_features` cancels ~u²/s² (1e12 at the std floor) and was 1e-4 off in the exponent"""
+        return self.logrho[None] - (Qs[:, None] - self.u[None]) ** 2 / (2 * self.s2[None])
 
 # %% ../../nbs/15_engine_torch.ipynb #b30f3abc
 def _run_blocks(kern, block, fn, nout, workers, progress, desc, inplace=False):
