@@ -50,9 +50,10 @@ class _Kernel:
         self.lo, self.rng = lo, rng
         s = inp.tau * inp.std / rng                         # std in units of the MOS range
         self.u, self.s2 = t((inp.mos - lo) / rng), t(s * s)
-        with np.errstate(divide='ignore'): self.logrho = t(np.log(inp.rho))
         with np.errstate(divide='ignore'):
-            self.c = t(np.stack([np.log(inp.rho) - ((inp.mos - lo) / rng) ** 2 / (2 * s * s),
+            lr = np.log(inp.rho)
+            self.logrho = t(lr)
+            self.c = t(np.stack([lr - ((inp.mos - lo) / rng) ** 2 / (2 * s * s),
                                  ((inp.mos - lo) / rng) / (s * s), -1 / (2 * s * s)], 1))   # log ρG_s = c0 + c1 Q + c2 Q²
         self.f = t(_pair_features(inp))                                     # (nf, n) y, ry, p_k, rp_k
         self.starts = torch.as_tensor(_row_starts(self.n), device=device)
