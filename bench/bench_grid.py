@@ -1,8 +1,10 @@
 """Dense GMC grids and surface bootstraps against the arithmetic (issue 17), every ratio from one run.
 
 The flop bound of a dense grid is its matrix products, 2 · pairs · R · nD · nQ flops (R pair sums),
-at the dgemm (or sgemm) rate measured here, in this run, by torch on all cores. Each line prints the
-time, the bound and their ratio; the C kernel is timed at the same points for the speed-up.
+at the dgemm (or sgemm) rate measured here, in this run, by torch on all cores; an interpolated grid's
+bound is that times its plan's share (kq · kd nodes per pair instead of nQ · nD levels). Each line
+prints the times of the interpolated grid (the default), the exact products and the C kernel at the
+same points, the bounds and the ratios.
 
     python bench/bench_grid.py                # LIVEC 101x101x3: 1 and 7 models vs the C kernel; B = 200 bands
     python bench/bench_grid.py --pipal        # + PIPAL 101x101x3, 1 model
@@ -29,29 +31,51 @@ def gemm_gflops(dtype, n=2048, repeat=3):
 
 CLOCK = dict(now=time.perf_counter, workers=None)   # --clock cpu: process CPU time, one thread
 
-def timed(f, repeat):
-    "Median seconds of `repeat` calls after one warm-up (repeat 1: the one call, no warm-up)"
-    if repeat > 1: f()
+LAST = {}   # the seconds of every call of the last `timed`
+
+def timed(f, repeat, warm=True):
+    "Median seconds of `repeat` calls after one warm-up (none when `repeat` is 1 or `warm` is False)"
+    if repeat > 1 and warm: f()
     ts = []
     for _ in range(repeat):
         t = CLOCK['now'](); f(); ts.append(CLOCK['now']() - t)
+    LAST['runs'] = [round(v, 2) for v in ts]
     return statistics.median(ts)
 
 
-def grid_case(name, inp, n_grid, rates, repeat, c_too=True, precision='double'):
+def grid_case(name, inp, n_grid, rates, repeat, c_too=True, precision='double', exact_too=True, warm=True):
+    """One dense grid, every engine in the same run: interpolated (the default, interp='auto'), exact products
+    (interp='none') and the C kernel at the same points; each beside its flop bound at the gemm rate measured here"""
     from gmc_nb.gmc.correlation import METHODS, _sum_rows
     from gmc_nb.gmc.points import gmc_points
     from gmc_nb.gmc.surface import correlation_surface
     n, R = len(inp.mos), len(_sum_rows(len(inp.models), METHODS, 'a', True))
     flops = 2. * n * (n - 1) / 2 * R * n_grid * n_grid
     bound = flops / (rates[precision] * 1e9)
-    t = timed(lambda: correlation_surface(inp, n_grid=n_grid, precision=precision, workers=CLOCK['workers']), repeat)
-    row = dict(case=name, n=n, R=R, precision=precision, grid_s=t, bound_s=bound, grid_over_bound=t / bound)
+    row = dict(case=name, n=n, R=R, precision=precision)
+    if precision == 'double':
+        surf = {}
+        t = timed(lambda: surf.setdefault('s', correlation_surface(inp, n_grid=n_grid, workers=CLOCK['workers'])), repeat, warm)
+        row['interp_runs_s'] = LAST['runs']
+        eb = surf['s'].error_bound
+        if eb is not None:
+            from gmc_nb.gmc.engine_interp import _interp_share
+            ax = np.linspace(inp.mos.min(), inp.mos.max(), n_grid)
+            share = _interp_share(inp, ax, ax - ax[0], 1e-13)          # the plan of the default tol, 1e-10
+            row.update(interp_s=t, interp_bound_s=share * bound, interp_over_bound=t / (share * bound), node_share=share,
+                       largest_value_bound=max(float(np.nanmax(v)) for v in eb.values()))
+        else: row.update(interp_s=t, interp_note='auto kept the exact engine')
+    if exact_too:
+        t = timed(lambda: correlation_surface(inp, n_grid=n_grid, precision=precision, interp='none', workers=CLOCK['workers']), repeat)
+        row.update(exact_s=t, exact_bound_s=bound, exact_over_bound=t / bound)
+        if 'interp_s' in row: row.update(interp_speedup_vs_exact=t / row['interp_s'])
     if c_too:
         lo, hi = inp.mos.min(), inp.mos.max()
         qq, dd = np.meshgrid(np.linspace(lo, hi, n_grid), np.linspace(0, hi - lo, n_grid))
         tc = timed(lambda: gmc_points(inp, Q=qq.ravel(), D=dd.ravel(), kernel='c', workers=CLOCK['workers']), 1)
-        row.update(c_kernel_s=tc, grid_speedup=tc / t)
+        row.update(c_kernel_s=tc)
+        for k in ('interp', 'exact'):
+            if f'{k}_s' in row: row[f'{k}_speedup_vs_c'] = tc / row[f'{k}_s']
     print(row, flush=True)
     return row
 
@@ -92,7 +116,8 @@ def boot_case(inp, B, rates, n_plain=10, n_grid=None):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--pipal', action='store_true', help='include PIPAL 101x101x3, 1 model (n = 23,200): its bound, and with --pipal-run its time')
-    p.add_argument('--pipal-run', action='store_true', help='also run the PIPAL grid (the bound says how long: minutes)')
+    p.add_argument('--pipal-run', action='store_true', help='also run the PIPAL grid, interpolated (exact: ~10 min, not run)')
+    p.add_argument('--models10', action='store_true', help='also LIVEC with 10 models (the 7, and 3 of them rescaled)')
     p.add_argument('--only', choices=['grid', 'boot'], default=None)
     p.add_argument('--repeat', type=int, default=3)
     p.add_argument('--B', type=int, default=200)
@@ -116,6 +141,9 @@ def main():
         seven = gmc_inputs(d.mos, pr, std=d.std)
         rows.append(grid_case('livec 101x101x3, 7 models', seven, 101, rates, a.repeat))
         rows.append(grid_case('livec 101x101x3, 7 models', seven, 101, rates, a.repeat, c_too=False, precision='single'))
+        if a.models10:
+            ten = gmc_inputs(d.mos, pd.concat([pr, pr.iloc[:, :3].add_suffix('_b') * 1.01], axis=1), std=d.std)
+            rows.append(grid_case('livec 101x101x3, 10 models', ten, 101, rates, a.repeat, c_too=False))
         if a.pipal:
             root = shared_data_dir(required=True)
             t = pd.read_csv(root / 'predictions/pipal/ssim.csv')
@@ -126,7 +154,7 @@ def main():
             print(f"pipal n={n}: 101x101x3, 1 model needs {2. * n * (n - 1) / 2 * R * 101 ** 2 / 1e12:.1f} TFLOP: bound "
                   f"{2. * n * (n - 1) / 2 * R * 101 ** 2 / rates['double'] / 1e9:.0f} s in double, "
                   f"{2. * n * (n - 1) / 2 * R * 101 ** 2 / rates['single'] / 1e9:.0f} s in single", flush=True)
-            if a.pipal_run: rows.append(grid_case('pipal 101x101x3, 1 model', pip, 101, rates, 1, c_too=False))
+            if a.pipal_run: rows.append(grid_case('pipal 101x101x3, 1 model (median of 3)', pip, 101, rates, 3, c_too=False, exact_too=False, warm=False))
     if a.only in (None, 'boot'):
         rows.append(boot_case(gmc_inputs(d.mos, pr[['qalign']], std=d.std), a.B, rates, n_grid=a.boot_grid))
     print()

@@ -135,10 +135,13 @@ def add_points(sub # the subparsers of `gmc` (or of a parser of your own)
 
 def add_surface(sub # the subparsers of `gmc` (or of a parser of your own)
                 ):
-    "`gmc surface`: the exact dense GMC surface, its summary, marginals and figures"
-    p = _command(sub, 'surface', 'exact dense GMC surface, summary and figures', 'cmd_surface')
+    "`gmc surface`: the dense GMC surface, its summary, marginals and figures"
+    p = _command(sub, 'surface', 'dense GMC surface (exact, or within 1e-10 of it), summary and figures', 'cmd_surface')
     add_input_args(p, figures=True)
     add_grid_arg(p, ('--grid-res',), 'grid points per axis (a square grid: N or NxN); default N_GRID of gmc_nb.gmc.surface')
+    p.add_argument('--interp', choices=('auto', 'chebyshev', 'none'), default='auto',
+                   help="sums at Chebyshev nodes, interpolated, every value within 1e-10 of the exact products "
+                        "('auto': where that halves the work, large grids; 'none': the exact products)")
     p.add_argument('--out', required=True, help='output folder')
     return p
 

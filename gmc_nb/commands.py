@@ -179,11 +179,15 @@ def cmd_surface(a # parsed arguments of `gmc surface`
     _say_direction(sc); _say_std(inp.std_source, a.std_phi is not None)
     n = square_grid(a.grid)
     t = time.perf_counter()
-    surf = correlation_surface(inp, n_grid=n, methods=a.method, kendall=a.kendall, device=a.device, progress=not a.quiet)
-    meta = run_meta(a, sc, inp, dict(grid=n, std_phi_asked=a.std_phi is not None))
+    surf = correlation_surface(inp, n_grid=n, methods=a.method, kendall=a.kendall, device=a.device, progress=not a.quiet,
+                               interp=getattr(a, 'interp', 'auto'))
+    bound = None if surf.error_bound is None else max(float(np.nanmax(v)) for v in surf.error_bound.values())
+    meta = run_meta(a, sc, inp, dict(grid=n, std_phi_asked=a.std_phi is not None, interpolated=bound is not None,
+                                     largest_value_bound=bound))
     summ = write_surface_outputs(surf, a.out, Path(str(a.file)).stem, meta, getattr(sc, 'scale', None), fmts)
     print(summ.drop(columns=['std_source', 'regulator']).to_string(index=False, float_format=lambda v: f'{v:.4f}'))
-    print(f"surface {n}x{n}, {len(inp.mos)} images, {len(inp.models)} model(s) in {time.perf_counter() - t:.1f} s; wrote {a.out}")
+    how = '' if bound is None else f" (interpolated: every value within {bound:.1e} of the exact products)"
+    print(f"surface {n}x{n}, {len(inp.mos)} images, {len(inp.models)} model(s) in {time.perf_counter() - t:.1f} s{how}; wrote {a.out}")
 
 # %% ../nbs/51_commands.ipynb #f2283253
 def cmd_example(a # parsed arguments of `gmc example`

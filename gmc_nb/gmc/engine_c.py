@@ -105,8 +105,53 @@ int gmc_pair_sums(int64_t n, int64_t P, int64_t R, const double *L, const double
 }
 """
 
+# %% ../../nbs/16_engine_c.ipynb #c16nf002
+_C_NODE_FACTORS = r"""
+/* One block of the interpolating grid engine (16a_engine_interp): the pairs of images i in [i0, i1) and j in
+   [j0, j1) of the images sorted as there, at c = (i - i0)(j1 - j0) + (j - j0); pairs with j <= i are left zero.
+     F[c kq + k]        = U[i kq + k] U[j kq + k]                                      Q factors at the Q nodes
+     Y[(c R + r) kd + l] = row_r(i, j) exp(-(Dn[l] - |u_i - u_j|)^2 / (2 (s2_i + s2_j)))  D factors times pair terms
+     aabs[r]           += |row_r(i, j)| exp(lr_i + lr_j - (u_i - u_j)^2 / (2 (s2_i + s2_j)))   scale of the bound
+   row_r as in gmc_pair_sums. Written straight into the buffers the matrix product reads. */
+void gmc_node_factors(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t n, const double *restrict u,
+                      const double *restrict s2, const double *restrict lr, int64_t nf, const double *restrict f, int64_t R,
+                      const int64_t *restrict term, const int64_t *restrict fa, const int64_t *restrict fb, int64_t kq,
+                      const double *restrict U, int64_t kd, const double *restrict Dn, double *restrict F,
+                      double *restrict Y, double *restrict aabs) {
+    const int64_t nj = j1 - j0;
+    double e[kd], dif[nf], sum[R];
+    for (int64_t r = 0; r < R; r++) sum[r] = 0.0;
+    for (int64_t i = i0; i < i1; i++) {
+        const double *Ui = U + i * kq;
+        for (int64_t q = 0; q < nj; q++) {
+            const int64_t j = j0 + q, c = (i - i0) * nj + q;
+            double *restrict Fc = F + c * kq, *restrict Yc = Y + c * R * kd;
+            if (j <= i) { memset(Fc, 0, kq * sizeof(double)); memset(Yc, 0, R * kd * sizeof(double)); continue; }
+            const double *Uj = U + j * kq;
+            #pragma omp simd
+            for (int64_t k = 0; k < kq; k++) Fc[k] = Ui[k] * Uj[k];
+            const double A = fabs(u[i] - u[j]), h = 0.5 / (s2[i] + s2[j]);
+            #pragma omp simd
+            for (int64_t l = 0; l < kd; l++) { double g = Dn[l] - A; e[l] = gmc_exp(-g * g * h); }
+            const double peak = gmc_exp(lr[i] + lr[j] - A * A * h);
+            for (int64_t a = 0; a < nf; a++) dif[a] = f[a * n + i] - f[a * n + j];
+            for (int64_t r = 0; r < R; r++) {
+                const double da = dif[fa[r]], db = dif[fb[r]];
+                const double mr = term[r] == TERM_ONE ? 1.0 : term[r] == TERM_DIFF_PRODUCT ? da * db
+                                : (double)((da > 0) - (da < 0)) * (double)((db > 0) - (db < 0));
+                sum[r] += fabs(mr) * peak;
+                double *restrict y = Yc + r * kd;
+                #pragma omp simd
+                for (int64_t l = 0; l < kd; l++) y[l] = mr * e[l];
+            }
+        }
+    }
+    for (int64_t r = 0; r < R; r++) aabs[r] += sum[r];
+}
+"""
+
 # %% ../../nbs/16_engine_c.ipynb #45f32d47
-_C_SOURCE = _C_EXP + _C_PAIR_SUMS
+_C_SOURCE = _C_EXP + _C_PAIR_SUMS + _C_NODE_FACTORS
 assert [int(t) for t in _PairTerm] == [0, 1, 2], "the C kernel's TERM_* codes are _PairTerm's values"
 _C_FLAGS = ['-O3', '-fno-math-errno', '-fno-trapping-math', '-fopenmp-simd', '-shared', '-fPIC']
 _C_STATE = {}
@@ -188,6 +233,9 @@ def _load_kernel(path):
     lib.gmc_pair_sums.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_void_p] * 4 + [ctypes.c_int64] + \
                                  [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 2 + [ctypes.c_void_p]
     lib.gmc_exp_array.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
+    lib.gmc_node_factors.restype = None
+    lib.gmc_node_factors.argtypes = [ctypes.c_int64] * 5 + [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64] + \
+                                    [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 4
     return lib
 
 def c_kernel():

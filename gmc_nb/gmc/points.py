@@ -13,6 +13,7 @@ from .inputs import GMCInputs, gmc_inputs
 from .correlation import METHODS, _checked_methods, _coefficients, _sum_rows, _pair_features
 from .engine_c import _C_STATE, _c_point_sums, c_kernel, c_kernel_status
 from .engine_torch import _torch, _torch_grid_sums, _torch_point_sums, _workers, _grid_blocking
+from .engine_interp import _use_interp, _interp_grid_sums, _coefficient_bounds
 
 # %% auto #0
 __all__ = ['KERNELS', 'LOG_FLUSH', 'gmc_points', 'GMCGrid', 'gmc_grid']
@@ -120,16 +121,19 @@ class GMCGrid:
     methods: list                # correlations computed ('PLCC', 'SRCC', 'KRCC')
     values: dict                 # (model, method) -> (nD, nQ) array; NaN where no pair has weight
     log_weight: np.ndarray|None  # log total pair weight per cell (nD, nQ); None unless asked for (or tau-a)
+    error_bound: dict|None = None # interpolated grids: (model, method) -> bound on |value − exact products' value|, 0 where computed exactly
+    nodes: dict|None = None      # interpolated grids: {(kq, kd): share of pairs} Chebyshev nodes per pair on Q and on D
 
-    _KEYS = ('Q', 'D', 'models', 'methods', 'values', 'log_weight')
+    _KEYS = ('Q', 'D', 'models', 'methods', 'values', 'log_weight', 'error_bound', 'nodes')
     def keys(self): return list(self._KEYS)
     def __getitem__(self, key):
         if key not in self._KEYS: raise KeyError(f"{key!r}: a GMCGrid has {list(self._KEYS)}")
         return getattr(self, key)
 
     def __repr__(self):
+        how = '' if self.error_bound is None else f", interpolated (every value within {max(np.nanmax(v) for v in self.error_bound.values()):.1e})"
         out = [f"GMCGrid: {len(self.D)} × {len(self.Q)} cells (D × Q), Q in [{self.Q.min():.4g}, {self.Q.max():.4g}], "
-               f"D in [{self.D.min():.4g}, {self.D.max():.4g}]"]
+               f"D in [{self.D.min():.4g}, {self.D.max():.4g}]{how}"]
         for (mdl, m), v in self.values.items():
             ok = np.isfinite(v)
             rng = f"{v[ok].min():.4f} .. {v[ok].max():.4f}" if ok.any() else "no finite cell"
@@ -179,6 +183,30 @@ def _batched_grid_sums(inp, Qg, Dg, rows, W, device, wk, block, precision, progr
                               W[b:b + step], _replicate_features(inp, W[b:b + step])) for b in range(0, len(W), step)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
+_REDO_POINTS = 1000    # an interpolated grid's cells to redo exactly: at most this many go to the point kernels, one by one
+
+def _redo_exact(inp, res, logw, bounds, redo, Qg, Dg, **kw):
+    """Cells of an interpolated grid whose bound exceeds the tolerance (or whose emptiness it cannot tell), by an
+    exact engine: a few cells at their points (`gmc_points`: a pass over the pairs costs one exponential per cell),
+    more as rectangles of the exact grid, one per run of adjacent columns with their rows"""
+    r, c = np.nonzero(redo)
+    if len(r) <= _REDO_POINTS:
+        pts = gmc_points(inp, Q=Qg[c], D=Dg[r], extrapolate=True, **kw)
+        for (k, m), v in res.items():
+            got = pts[m].to_numpy().reshape(len(inp.models), len(r))[k] if len(inp.models) > 1 else pts[m].to_numpy()
+            v[r, c] = got; bounds[k, m][r, c] = 0.
+        logw[r, c] = pts['log_weight'].to_numpy()[:len(r)]
+        return
+    cols = np.flatnonzero(redo.any(0))
+    runs = np.split(cols, np.flatnonzero(np.diff(cols) > 1) + 1)
+    if len(runs) > 8: runs = [cols]
+    for c in runs:
+        r = np.flatnonzero(redo[:, c].any(1))
+        g = gmc_grid(inp, Qs=Qg[c], Ds=Dg[r], extrapolate=True, interp='none', log_weight=True, **kw)
+        for (k, m), v in res.items():
+            v[np.ix_(r, c)] = g.values[inp.models[k], m]; bounds[k, m][np.ix_(r, c)] = 0.
+        logw[np.ix_(r, c)] = g.log_weight
+
 def _redo_lost(inp, res, lost, Qg, Dg, W, **kw):
     "Cells with weight whose coefficient single precision could not form: their rows and columns again, in double"
     for b in ([None] if W is None else range(len(W))):
@@ -186,7 +214,7 @@ def _redo_lost(inp, res, lost, Qg, Dg, W, **kw):
         if not lb.any(): continue
         r, c = np.unique(np.nonzero(lb)[0]), np.unique(np.nonzero(lb)[1])
         src = inp if b is None else _replicate_inputs(inp, W[b])
-        again = gmc_grid(src, Qs=Qg[c], Ds=Dg[r], precision='double', extrapolate=True, **kw).values
+        again = gmc_grid(src, Qs=Qg[c], Ds=Dg[r], precision='double', extrapolate=True, interp='none', **kw).values
         for (k, m), v in res.items(): (v if b is None else v[b])[np.ix_(r, c)] = again[inp.models[k], m]
 
 # %% ../../nbs/17_points.ipynb #91a7b5a0
@@ -207,6 +235,8 @@ def gmc_grid(mos,                    # MOS per image (or a `GMCInputs`)
              log_weight:bool=True,   # return the log total pair weight per cell (always summed: it marks empty cells; tau-a returns it too)
              extrapolate:bool=False, # allow axis values outside the data (`inp.extent`)
              weights=None,           # (B, n) image multiplicities, one row per replicate: B grids in one pass (values (B, nD, nQ))
+             interp:str='auto',      # 'chebyshev': sums at Chebyshev nodes, interpolated, bounded; 'none': exact products; 'auto': chebyshev where it halves the work
+             tol:float=1e-10,        # interpolated grids: largest error allowed in any value (cells whose bound exceeds it are computed exactly)
              **kw                    # more `gmc_inputs` options (std_floor, phi, ranks, std_file, weights_file)
             )->GMCGrid:
     "GMC on the grid Ds × Qs (rows |ΔMOS| levels, columns MOS levels), by the torch engine; with `weights`, of each replicate"
@@ -225,7 +255,10 @@ def gmc_grid(mos,                    # MOS per image (or a `GMCInputs`)
     nb = 1 if W is None else min(len(W), max(1, int(2 ** 30 // (8. * len(rows) * len(Qg) * len(Dg) * (2 * wk + 2)))))
     _check_memory(_grid_bytes(len(inp.mos), len(Qg), len(Dg), nb * len(rows), wk, block, device, precision),
                   f"grid: {len(Dg)} × {len(Qg)} cells", device)
-    if W is None: S, logscale = _torch_grid_sums(inp, Qg, Dg, rows, device, wk, block, precision, progress)
+    if not (isinstance(tol, (int, float)) and 0 < tol < 1): raise ValueError(f"tol: need a number in (0, 1), got {tol!r}")
+    cheb = _use_interp(interp, inp, Qg, Dg, device, precision, W, tol * 1e-3)
+    if cheb: S, logscale, bound, plan = _interp_grid_sums(inp, Qg, Dg, rows, device, wk, tol * 1e-3, progress)
+    elif W is None: S, logscale = _torch_grid_sums(inp, Qg, Dg, rows, device, wk, block, precision, progress)
     else: S, logscale = _batched_grid_sums(inp, Qg, Dg, rows, W, device, wk, block, precision, progress)
     res = _coefficients(S, rows, len(inp.models), methods, kendall)
     with np.errstate(divide='ignore', invalid='ignore'): logw = np.log(S[..., 0]) + logscale[..., None, :]
@@ -234,5 +267,12 @@ def gmc_grid(mos,                    # MOS per image (or a `GMCInputs`)
     lost = ~empty & np.logical_or.reduce([~np.isfinite(v) for v in res.values()])
     if precision == 'single' and lost.any():
         _redo_lost(inp, res, lost, Qg, Dg, W, methods=methods, kendall=kendall, device=device, workers=workers)
+    eb = None
+    if cheb:
+        eb = _coefficient_bounds(S, np.broadcast_to(bound[None], S.shape), rows, len(inp.models), methods, kendall)
+        unsure = ~(S[..., 0] - bound[None, :, 0] >= math.exp(LOG_FLUSH))      # may be empty: the exact engine decides
+        redo = unsure | np.logical_or.reduce([~(b <= tol) for b in eb.values()])
+        if redo.any(): _redo_exact(inp, res, logw, eb, redo, Qg, Dg, methods=methods, kendall=kendall, device=device, workers=workers)
+        eb = {(inp.models[k], m): v for (k, m), v in eb.items()}
     return GMCGrid(Qg, Dg, list(inp.models), methods, {(inp.models[k], m): v for (k, m), v in res.items()},
-                   logw if log_weight or ('KRCC' in methods and kendall == 'a') else None)
+                   logw if log_weight or ('KRCC' in methods and kendall == 'a') else None, eb, plan if cheb else None)

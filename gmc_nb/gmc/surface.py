@@ -117,6 +117,7 @@ class GMCSurface:
     global_: pd.DataFrame    # classical coefficients, one row per model, one column per method
     inputs: GMCInputs = field(repr=False, default=None)   # the inputs the surface was computed from
     kendall: str = 'a'       # KRCC variant of the surface, and so of its global KRCC
+    error_bound: dict|None = None # interpolated surfaces: (model, method) -> bound on each value's error (`gmc_grid`); None: exact
 
     def summary(self)->pd.DataFrame:
         "One row per model and method: GMC scalar, empty cells, global coefficient"
@@ -161,9 +162,11 @@ def correlation_surface(mos,                 # MOS per image (or a `GMCInputs`)
                         workers=None,        # CPU threads (default: all available cores)
                         progress:bool=False, # show a progress bar
                         precision:str='double', # matrix products: 'double', or 'single' (~1e-6; cells float32 cannot form are redone in double)
+                        interp:str='auto',   # 'chebyshev': sums at Chebyshev nodes, interpolated, every value within `tol`; 'none': exact products; 'auto': chebyshev where it halves the work (see `gmc_grid`)
+                        tol:float=1e-10,     # interpolated surfaces: largest error allowed in any value
                         **kw                 # more `gmc_inputs` options (std_floor, phi, ranks, std_file, weights_file)
                        )->GMCSurface:
-    "The exact GMC surface on a dense regular grid over [min, max] × [0, max − min]"
+    "The GMC surface on a dense regular grid over [min, max] × [0, max − min]: exact, or interpolated within `tol`"
     if isinstance(n_grid, (bool, np.bool_)) or not isinstance(n_grid, (int, np.integer)) or n_grid < 2:
         raise ValueError(f"n_grid: need an integer of at least 2, got {n_grid!r}")
     device = check_device(device)
@@ -175,6 +178,6 @@ def correlation_surface(mos,                 # MOS per image (or a `GMCInputs`)
     lo, hi = inp.mos.min(), inp.mos.max()
     Qs, Ds = np.linspace(lo, hi, n_grid), np.linspace(0, hi - lo, n_grid)
     g = gmc_grid(inp, Qs=Qs, Ds=Ds, methods=methods, kendall=kendall, device=device, workers=workers, progress=progress,
-                 precision=precision)
+                 precision=precision, interp=interp, tol=tol)
     glob = global_correlations(inp.mos, pd.DataFrame(inp.preds, columns=inp.models), kendall)
-    return GMCSurface(Qs, Ds, g.values, g.log_weight, inp.models, g.methods, glob, inp, kendall)
+    return GMCSurface(Qs, Ds, g.values, g.log_weight, inp.models, g.methods, glob, inp, kendall, g.error_bound)
