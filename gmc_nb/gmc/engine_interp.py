@@ -12,32 +12,9 @@ from .engine_torch import _Kernel, _Scratch
 from .engine_c import c_kernel
 
 # %% auto #0
-__all__ = ['NODE_LADDER', 'INTERP', 'gaussian_interp_bound', 'chebyshev_nodes', 'interp_matrix']
+__all__ = ['NODE_LADDER', 'INTERP', 'chebyshev_nodes', 'interp_matrix', 'gaussian_interp_bound']
 
-# %% ../../nbs/16a_engine_interp.ipynb #49aeef3b
-_RHO = np.exp(np.linspace(1e-4, 8., 20000))           # ellipse parameters tried
-
-def gaussian_interp_bound(nodes:int,   # Chebyshev points (of the second kind) on the interval, >= 2
-                          width:float  # the Gaussian's standard deviation, in half-intervals
-                         )->float:
-    """Bound on |g − p| over the interval, relative to g's peak, for any Gaussian g of `width` centred anywhere on
-    the real line and p its interpolant at `nodes` Chebyshev points: Trefethen's 4Mρ^-n/(ρ−1), minimised over ρ"""
-    if nodes < 2 or not width > 0: return math.inf
-    rho = _RHO
-    b = (rho - 1 / rho) / 2                            # largest imaginary part on the ellipse: |g| <= exp(b²/(2σ²)) there
-    lb = np.log(4.) + b * b / (2 * width * width) - (nodes - 1) * np.log(rho) - np.log(rho - 1)
-    return float(min(1., np.exp(lb.min())))
-
-@lru_cache(maxsize=None)
-def _min_width(nodes:int, eps:float)->float:
-    """Narrowest Gaussian width (in half-intervals) that `nodes` Chebyshev points interpolate within `eps` of its peak:
-    the bound is <= eps at some ρ where b²/(2σ²) <= log eps − log 4 + (n−1) log ρ + log(ρ−1) =: G(ρ), so σ = min b/√(2G)"""
-    b = (_RHO - 1 / _RHO) / 2
-    G = math.log(eps) - math.log(4.) + (nodes - 1) * np.log(_RHO) + np.log(_RHO - 1)
-    ok = G > 0
-    return float((b[ok] / np.sqrt(2 * G[ok])).min()) if ok.any() else math.inf
-
-# %% ../../nbs/16a_engine_interp.ipynb #e2b8aaf0
+# %% ../../nbs/16a_engine_interp.ipynb #b0798cb7
 def chebyshev_nodes(a:float,   # left end of the interval
                     b:float,   # right end
                     k:int      # number of points, >= 2
@@ -60,7 +37,30 @@ def interp_matrix(nodes,   # Chebyshev points of the second kind (`chebyshev_nod
     M[r] = hit[r]                                        # at a node: its value
     return M
 
-# %% ../../nbs/16a_engine_interp.ipynb #1fa25d57
+# %% ../../nbs/16a_engine_interp.ipynb #2eacb174
+_RHO = np.exp(np.linspace(1e-4, 8., 20000))           # ellipse parameters tried
+
+def gaussian_interp_bound(nodes:int,   # Chebyshev points (of the second kind) on the interval, >= 2
+                          width:float  # the Gaussian's standard deviation, in half-intervals
+                         )->float:
+    """Bound on |g − p| over the interval, relative to g's peak, for any Gaussian g of `width` centred anywhere on
+    the real line and p its interpolant at `nodes` Chebyshev points: Trefethen's 4Mρ^-n/(ρ−1), minimised over ρ"""
+    if nodes < 2 or not width > 0: return math.inf
+    rho = _RHO
+    b = (rho - 1 / rho) / 2                            # largest imaginary part on the ellipse: |g| <= exp(b²/(2σ²)) there
+    lb = np.log(4.) + b * b / (2 * width * width) - (nodes - 1) * np.log(rho) - np.log(rho - 1)
+    return float(min(1., np.exp(lb.min())))
+
+@lru_cache(maxsize=None)
+def _min_width(nodes:int, eps:float)->float:
+    """Narrowest Gaussian width (in half-intervals) that `nodes` Chebyshev points interpolate within `eps` of its peak:
+    the bound is <= eps at some ρ where b²/(2σ²) <= log eps − log 4 + (n−1) log ρ + log(ρ−1) =: G(ρ), so σ = min b/√(2G)"""
+    b = (_RHO - 1 / _RHO) / 2
+    G = math.log(eps) - math.log(4.) + (nodes - 1) * np.log(_RHO) + np.log(_RHO - 1)
+    ok = G > 0
+    return float((b[ok] / np.sqrt(2 * G[ok])).min()) if ok.any() else math.inf
+
+# %% ../../nbs/16a_engine_interp.ipynb #7f3f155c
 NODE_LADDER = {'Q': tuple(range(8, 65, 4)) + (72, 80, 96, 112, 128),   # node counts on offer per axis: sizes the
                'D': (8, 16, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128)}   # matrix products run fastest on (see below)
 
@@ -83,7 +83,7 @@ class _Axis:
         cnt = np.searchsorted(self.width[::-1], np.asarray(width, float), side='right')   # options at most that narrow
         return len(self.width) - cnt                     # widths fall as nodes grow: the first of them
 
-# %% ../../nbs/16a_engine_interp.ipynb #f7ef1fdf
+# %% ../../nbs/16a_engine_interp.ipynb #4f2a8d69
 def _tiles(s2,            # squared stds (scaled), sorted ascending
            qa, da,        # the `_Axis` of Q and of D
            rows=16,       # images per row block
@@ -119,7 +119,7 @@ def _tile_pairs(i0, i1, j0, j1)->int:
     i = np.arange(i0, i1)
     return int(np.clip(j1 - np.maximum(j0, i + 1), 0, None).sum())
 
-# %% ../../nbs/16a_engine_interp.ipynb #a9f67827
+# %% ../../nbs/16a_engine_interp.ipynb #82ad2e36
 _EPS = float(np.finfo(float).eps)
 _COLUMN_RANGE = 200.               # columns whose largest log weight is further below the largest log ρ: exact engine
 
@@ -185,7 +185,7 @@ def _node_sums(kern, tiles, qa, da, rows, u, s2, lr, f, workers, progress):
     return {k: (sum(r[0][k] for r in results if k in r[0]).cpu().numpy().reshape(qa.k[k[0]], R, da.k[k[1]]),
                 sum(r[1][k] for r in results if k in r[1]).cpu().numpy()) for k in keys}
 
-# %% ../../nbs/16a_engine_interp.ipynb #bb143b56
+# %% ../../nbs/16a_engine_interp.ipynb #c9808642
 def _interp_grid_sums(inp,                 # `GMCInputs`
                       Qg, Dg,              # grid axes, MOS units
                       rows,                # the `_SumRow`s to sum
@@ -220,7 +220,7 @@ def _interp_grid_sums(inp,                 # `GMCInputs`
     return (np.moveaxis(S, 2, 0) * np.where(np.isfinite(scale), scale, 0)[None, :, None], 2 * colmax, bound,
             {k: v / max(kern.npairs, 1) for k, v in sorted(plan.items())})
 
-# %% ../../nbs/16a_engine_interp.ipynb #a0f09d5c
+# %% ../../nbs/16a_engine_interp.ipynb #9272d104
 def _ratio_bound(x, dx, y, dy, z, dz):
     """Largest |x'/√(y'z') − x/√(yz)| over |x'−x| ≤ dx, |y'−y| ≤ dy, |z'−z| ≤ dz, attained at a corner of that
     box; inf where y − dy or z − dz may be 0 or less"""
@@ -244,7 +244,7 @@ def _coefficient_bounds(S, err, rows, m, methods, kendall)->dict:
             else: out[k, meth] = _ratio_bound(*g(('ss', k)), *g('sa2'), *g(('sb2', k)))
     return out
 
-# %% ../../nbs/16a_engine_interp.ipynb #c58420b0
+# %% ../../nbs/16a_engine_interp.ipynb #0e029104
 INTERP = ('auto', 'chebyshev', 'none')
 
 def _interp_share(inp, Qg, Dg, eps=1e-14)->float:
