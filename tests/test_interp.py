@@ -101,6 +101,7 @@ def test_choices_that_keep_the_exact_engine():
     (dict(interp='spline'), "interp: unknown choice 'spline'"),
     (dict(tol=0.), 'tol: need a number in \\(0, 1\\)'),
     (dict(tol=2.), 'tol: need a number in \\(0, 1\\)'),
+    (dict(tol=True), 'tol: need a number in \\(0, 1\\)'),
     (dict(interp='chebyshev', precision='single'), "precision='single'"),
     (dict(interp='chebyshev', weights=np.ones((1, 1200))), "does not take replicate weights"),
 ])
@@ -144,3 +145,9 @@ def test_without_a_c_compiler_torch_writes_the_same_factors(pair, monkeypatch):
     for k, v in g.values.items():
         assert np.abs(v - gt.values[k]).max() < 1e-12
         assert np.abs(g.error_bound[k] - gt.error_bound[k]).max() <= 1e-15          # a bound is a difference of O(1) ratios
+
+
+def test_tol_takes_numpy_numbers():
+    "A tolerance given as a numpy float is a number like any other"
+    g = gmc_grid(INP, interp='chebyshev', tol=np.float32(1e-9), methods=['SRCC'], **AX)
+    assert max(v.max() for v in g.error_bound.values()) <= 1e-9

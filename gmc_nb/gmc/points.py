@@ -255,7 +255,8 @@ def gmc_grid(mos,                    # MOS per image (or a `GMCInputs`)
     nb = 1 if W is None else min(len(W), max(1, int(2 ** 30 // (8. * len(rows) * len(Qg) * len(Dg) * (2 * wk + 2)))))
     _check_memory(_grid_bytes(len(inp.mos), len(Qg), len(Dg), nb * len(rows), wk, block, device, precision),
                   f"grid: {len(Dg)} × {len(Qg)} cells", device)
-    if not (isinstance(tol, (int, float)) and 0 < tol < 1): raise ValueError(f"tol: need a number in (0, 1), got {tol!r}")
+    if isinstance(tol, (bool, np.bool_)) or not (isinstance(tol, (int, float, np.integer, np.floating)) and 0 < tol < 1):
+        raise ValueError(f"tol: need a number in (0, 1), got {tol!r}")
     cheb = _use_interp(interp, inp, Qg, Dg, device, precision, W, tol * 1e-3)
     if cheb: S, logscale, bound, plan = _interp_grid_sums(inp, Qg, Dg, rows, device, wk, tol * 1e-3, progress)
     elif W is None: S, logscale = _torch_grid_sums(inp, Qg, Dg, rows, device, wk, block, precision, progress)
